@@ -1,0 +1,1 @@
+"""AMP features, robot motion → feature conversion, dataset files, merge and sampling."""
