@@ -26,7 +26,8 @@ def load_section(section: str, path: str | Path = DEFAULT_PARAMS) -> dict[str, A
     data = yaml.safe_load(path.read_text()) or {}
     value = data.get(section, {})
     if not isinstance(value, dict):
-        raise ParamsError(f"{path}: section {section!r} must be a mapping, got {type(value).__name__}")
+        raise ParamsError(
+            f"{path}: section {section!r} must be a mapping, got {type(value).__name__}")
     return value
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "UnknownRobotError",
     "known_robots",
     "load",
+    "load_spec",
 ]
 
 _ROBOTS_DIR = Path(__file__).resolve().parent

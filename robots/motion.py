@@ -131,7 +131,8 @@ def _validate(path: Path, motion: RobotMotion) -> None:
     for name, array in (("qpos", qpos), ("human_joints", human)):
         if not np.all(np.isfinite(array)):
             bad = np.argwhere(~np.isfinite(array))[0]
-            raise MotionFileError(path, f"{name} has a non-finite value at index {tuple(bad)}")
+            index = tuple(int(i) for i in bad)
+            raise MotionFileError(path, f"{name} has a non-finite value at index {index}")
     quat_norm = np.linalg.norm(qpos[:, 3:7], axis=1)
     if np.any(np.abs(quat_norm - 1.0) > 1e-3):
         frame = int(np.argmax(np.abs(quat_norm - 1.0)))

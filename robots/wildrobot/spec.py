@@ -13,7 +13,8 @@ _STANDING_LEG = {"hip_pitch": 0.2, "knee_pitch": 0.4, "ankle_pitch": 0.2}
 
 
 def _per_side(table: dict) -> dict:
-    return {f"{side}_{joint}": value for side in ("left", "right") for joint, value in table.items()}
+    return {f"{side}_{joint}": value
+            for side in ("left", "right") for joint, value in table.items()}
 
 
 SPEC = RobotSpec(
