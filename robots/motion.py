@@ -38,6 +38,7 @@ class RobotMotion:
         body_model: Body model used (``skeleton`` or ``smplx``).
         retarget_params: Parameters that produced this clip (JSON-serializable).
         quality: Retarget quality metrics of this clip (JSON-serializable).
+        human_joint_names: Names of the ``human_joints`` points (empty when unknown).
     """
 
     qpos: np.ndarray
@@ -50,6 +51,7 @@ class RobotMotion:
     body_model: str
     retarget_params: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
+    human_joint_names: tuple[str, ...] = ()
 
     @property
     def num_frames(self) -> int:
@@ -75,6 +77,7 @@ def write_motion(path: str | Path, motion: RobotMotion) -> None:
         f.attrs["body_model"] = motion.body_model
         f.attrs["retarget_params"] = json.dumps(motion.retarget_params, sort_keys=True)
         f.attrs["quality"] = json.dumps(motion.quality, sort_keys=True)
+        f.attrs["human_joint_names"] = json.dumps(list(motion.human_joint_names))
 
 
 def read_motion(path: str | Path) -> RobotMotion:
@@ -111,6 +114,7 @@ def read_motion(path: str | Path) -> RobotMotion:
             body_model=str(f.attrs["body_model"]),
             retarget_params=json.loads(f.attrs.get("retarget_params", "{}")),
             quality=json.loads(f.attrs.get("quality", "{}")),
+            human_joint_names=tuple(json.loads(f.attrs.get("human_joint_names", "[]"))),
         )
     _validate(path, motion)
     return motion
@@ -138,5 +142,8 @@ def _validate(path: Path, motion: RobotMotion) -> None:
         frame = int(np.argmax(np.abs(quat_norm - 1.0)))
         raise MotionFileError(
             path, f"root quaternion at frame {frame} has norm {quat_norm[frame]:.4f}, not 1")
+    if motion.human_joint_names and len(motion.human_joint_names) != human.shape[1]:
+        raise MotionFileError(
+            path, f"{len(motion.human_joint_names)} human_joint_names for {human.shape[1]} points")
     if not np.isfinite(motion.fps) or motion.fps <= 0:
         raise MotionFileError(path, f"fps must be positive, got {motion.fps}")

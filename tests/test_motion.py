@@ -29,6 +29,7 @@ def _motion(num_frames: int = 40) -> RobotMotion:
         body_model="skeleton",
         retarget_params={"max_iterations": 4, "weights": {"pelvis": 1.0}},
         quality={"mean_keypoint_error_m": 0.012},
+        human_joint_names=tuple(f"point_{i}" for i in range(26)),
     )
 
 
@@ -40,7 +41,7 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.qpos, original.qpos)
     np.testing.assert_array_equal(loaded.human_joints, original.human_joints)
     for name in ("fps", "robot", "joint_names", "source", "source_sha256", "body_model",
-                 "retarget_params", "quality"):
+                 "retarget_params", "quality", "human_joint_names"):
         assert getattr(loaded, name) == getattr(original, name), name
     assert loaded.duration_s == pytest.approx(39 / 60)
     assert [p.name for p in tmp_path.iterdir()] == ["clip.h5"], "temporary file left behind"
