@@ -1,0 +1,90 @@
+"""DVC stage: retarget AMASS clips onto a robot (``python -m pipeline.retarget``).
+
+Reads the ``retarget:`` section of params.yaml (``retarget.retarget.RetargetConfig``); the
+command-line options below override it. Writes one ``.h5`` robot motion per clip (DESIGN 4.3),
+optionally a GMR-style ``.pkl`` beside it, and the run's metrics (per clip, summary, rejects).
+Exits 1 only when no usable clip is left (none found, or all rejected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from pipeline.params import DEFAULT_PARAMS, build_config, load_section
+from retarget.body_models import BODY_MODEL_KINDS
+from retarget.retarget import OUTPUT_FORMATS, RetargetConfig, retarget_directory
+from robots.errors import AmpkitError
+from robots.io import write_json_atomic
+
+DEFAULT_METRICS = Path("metrics/retarget.json")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.retarget", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--src", type=Path, required=True,
+                        help="directory of AMASS .npz clips (searched recursively) or one file")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--robot", help="robot name (default: params.yaml, else wildrobot)")
+    parser.add_argument("--body-model", choices=BODY_MODEL_KINDS,
+                        help="body model (default: params.yaml, else skeleton)")
+    parser.add_argument("--body-model-dir", type=Path,
+                        help="SMPL-X model directory (holds smplx/SMPLX_NEUTRAL.npz)")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, action="append", default=None,
+                        help="extra output format; 'gmr' also writes a GMR-style .pkl per clip")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: all cores)")
+    parser.add_argument("--metrics", type=Path, default=DEFAULT_METRICS,
+                        help=f"metrics file (default: {DEFAULT_METRICS})")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS,
+                        help=f"parameters file (default: {DEFAULT_PARAMS})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def build_retarget_config(args: argparse.Namespace) -> RetargetConfig:
+    """params.yaml's ``retarget:`` section, then the command-line overrides."""
+    config = build_config(RetargetConfig, load_section("retarget", args.params),
+                          f"{args.params}: retarget")
+    overrides: dict[str, object] = {}
+    if args.robot:
+        overrides["robot"] = args.robot
+    if args.body_model:
+        overrides["body_model"] = args.body_model
+    if args.body_model_dir:
+        overrides["body_model_dir"] = str(args.body_model_dir)
+    if args.format:
+        overrides["formats"] = tuple(dict.fromkeys(("h5", *config.formats, *args.format)))
+    return dataclasses.replace(config, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = build_retarget_config(args)
+        if not args.src.exists():
+            raise AmpkitError(f"{args.src}: source directory does not exist")
+        report = retarget_directory(args.src, args.out, config, jobs=max(1, args.jobs),
+                                    progress=not args.no_progress)
+    except (AmpkitError, ValueError) as exc:
+        print(f"retarget: {exc}", file=sys.stderr)
+        return 2
+    metrics = report.metrics()
+    write_json_atomic(args.metrics, metrics)
+    summary = metrics["summary"]
+    for name, reason in metrics["rejected"].items():
+        print(f"retarget: rejected {name}: {reason}", file=sys.stderr)
+    print(f"retarget: {summary['clips_retargeted']} retargeted, {summary['clips_skipped']} "
+          f"current, {summary['clips_rejected']} rejected; metrics in {args.metrics}")
+    if report.usable == 0:
+        print("retarget: no usable clip", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""DVC stage: synthesize the default AMASS-format SMPL-X locomotion clips (DESIGN 4.1).
+
+``python -m pipeline.synthesize --out data/raw/synthetic [--params params.yaml] [--seed N]``.
+Parameters come from the ``synthesize:`` section of params.yaml when present (fields of
+:class:`retarget.synthesize.SynthesisConfig`: seed, height_m, duration_scale, clips). Writes one
+``<clip>.npz`` per clip and ``manifest.json``; the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from pipeline.params import build_config, load_section
+from retarget.synthesize import MANIFEST_NAME, SynthesisConfig, synthesize
+from robots.errors import AmpkitError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.synthesize", description=__doc__)
+    parser.add_argument("--out", dest="out_dir", default="data/raw/synthetic",
+                        help="directory for the .npz clips and manifest.json")
+    parser.add_argument("--params", default="params.yaml", help="params file (section synthesize)")
+    parser.add_argument("--seed", type=int, default=None, help="override the params seed")
+    args = parser.parse_args(argv)
+
+    try:
+        config = build_config(SynthesisConfig, load_section("synthesize", args.params),
+                              f"{args.params}: synthesize")
+        if args.seed is not None:
+            config = dataclasses.replace(config, seed=args.seed)
+    except (AmpkitError, ValueError, TypeError) as error:
+        print(f"synthesize: {error}", file=sys.stderr)
+        return 2
+    manifest = synthesize(args.out_dir, config)
+    print(f"synthesize: {manifest['num_clips']} clip(s), {manifest['total_duration_s']:.1f} s "
+          f"in total, seed {config.seed} -> {args.out_dir}/ ({MANIFEST_NAME})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,544 @@
+"""Retargeting a human clip onto a robot: the per-clip pipeline and the batch over a directory.
+
+Per clip: resample to the output rate -> body-model FK -> scale about the pelvis and align to
+the ground (``retarget.targets``) -> contact detection and pinned feet (``retarget.contacts``)
+-> per-frame mink IK (``retarget.ik``) -> contact-safe low-pass -> quality metrics
+(``retarget.quality``) -> ``RobotMotion``.
+
+The output rate is the source rate capped at ``max_fps`` (default 50 Hz, the AMP rate): IK
+cost is per output frame, and downstream conversion works at 50 Hz anyway. The rate used is
+the file's ``fps`` attribute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import robots
+from retarget.amass import file_sha256, load_amass
+from retarget.body_models import BodyModel, make_body_model
+from retarget.contacts import (
+    ContactConfig,
+    FootPlan,
+    SmoothingConfig,
+    detect_contacts,
+    lowpass_human,
+    lowpass_outside_contacts,
+    plan_foot,
+)
+from retarget.gmr import write_gmr_pickle
+from retarget.human import HUMAN_MOTION_JOINTS, HumanClip, HumanMotion
+from retarget.ik import IKConfig, RobotIK, TrackTargets
+from retarget.mapping import FootMapping, IKMapping, load_mapping
+from retarget.quality import Keypoint, QualityConfig, clip_quality, frame_positions, summarize
+from retarget.rotations import axis_angle_to_quat, quat_mul, quat_slerp, quat_to_axis_angle
+from retarget.targets import (
+    FootPoses,
+    PoseTrajectory,
+    RobotGeometry,
+    foot_poses,
+    frame_targets,
+    scale_human,
+    sole_to_body,
+)
+from robots import Robot
+from robots.errors import AmpkitError
+from robots.motion import RobotMotion, read_motion, write_motion
+
+RETARGET_VERSION = 1
+"""Bumped when the algorithm changes its output for the same parameters (outputs go stale)."""
+OUTPUT_FORMATS = ("h5", "gmr")
+# Below the floor by more than this after smoothing: the frame keeps its unsmoothed pose.
+_SMOOTHING_FLOOR_SLACK_M = 1e-4
+
+
+class ClipRejected(AmpkitError):
+    """A clip that produced no usable motion; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class RejectConfig:
+    """When a retargeted clip is rejected instead of written.
+
+    Attributes:
+        min_frames: Fewer output frames than this.
+        max_keypoint_error_m: Mean keypoint error above this [m].
+        max_penetration_m: Foot penetration deeper than this [m].
+    """
+
+    min_frames: int = 10
+    max_keypoint_error_m: float = 0.10
+    max_penetration_m: float = 0.02
+
+
+@dataclass(frozen=True)
+class RetargetConfig:
+    """Everything that decides a retarget's output (the ``retarget:`` section of params.yaml).
+
+    Attributes:
+        robot: Robot name (a folder under ``robots/`` with an ``ik_mapping.toml``).
+        body_model: ``"skeleton"`` or ``"smplx"``.
+        body_model_dir: Model directory for ``smplx``.
+        human_height_m: Body height of the ``skeleton`` model [m].
+        max_fps: Output frame rate cap [Hz]; faster sources are resampled; None keeps the
+            source rate.
+        formats: Output formats: ``"h5"`` (always written) and ``"gmr"`` (a GMR-style pickle).
+        ik, contact, smoothing, quality, reject: Stage settings.
+    """
+
+    robot: str = "wildrobot"
+    body_model: str = "skeleton"
+    body_model_dir: str | None = None
+    human_height_m: float = 1.75
+    max_fps: float | None = 50.0
+    formats: tuple[str, ...] = ("h5",)
+    ik: IKConfig = field(default_factory=IKConfig)
+    contact: ContactConfig = field(default_factory=ContactConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    reject: RejectConfig = field(default_factory=RejectConfig)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.formats) - set(OUTPUT_FORMATS))
+        if unknown:
+            raise ValueError(f"unknown output format(s) {unknown}; valid: {OUTPUT_FORMATS}")
+        if self.max_fps is not None and self.max_fps <= 0:
+            raise ValueError(f"max_fps must be > 0 or null, got {self.max_fps}")
+
+
+@dataclass
+class ClipResult:
+    """One retargeted clip: the motion (with quality) and what produced it."""
+
+    motion: RobotMotion
+    feet: list[FootPlan]
+    iterations: np.ndarray
+
+
+def retarget_params(config: RetargetConfig, mapping: IKMapping) -> dict[str, Any]:
+    """The parameters recorded in every output (and compared to decide if it is current)."""
+    settings = dataclasses.asdict(config)
+    del settings["formats"]  # which files are written, not what is in them
+    params = {
+        "version": RETARGET_VERSION,
+        "mapping_file": mapping.path.name,
+        "mapping_sha256": mapping.sha256,
+        "human_joint_names": list(HUMAN_MOTION_JOINTS),
+        **settings,
+    }
+    return json.loads(json.dumps(params))  # the form it takes after a round trip (lists)
+
+
+def resample_clip(clip: HumanClip, fps: float) -> HumanClip:
+    """``clip`` at ``fps`` (linear translation, slerped rotations); unchanged if not faster."""
+    if clip.fps <= fps * (1.0 + 1e-9):
+        return clip
+    count = int(np.floor(clip.duration_s * fps + 1e-9)) + 1
+    source_index = np.arange(count) * (clip.fps / fps)
+    lower = np.minimum(np.floor(source_index).astype(int), clip.num_frames - 2)
+    weight = source_index - lower
+    trans = clip.trans[lower] + weight[:, None] * (clip.trans[lower + 1] - clip.trans[lower])
+    pose = axis_angle_to_quat(np.concatenate([clip.root_orient[:, None], clip.body_pose], axis=1))
+    blended = quat_to_axis_angle(quat_slerp(pose[lower], pose[lower + 1], weight[:, None]))
+    return dataclasses.replace(clip, fps=float(fps), trans=trans, root_orient=blended[:, 0],
+                               body_pose=blended[:, 1:])
+
+
+class Retargeter:
+    """Retargets clips onto one robot with one configuration (build once per process).
+
+    Args:
+        config: Retarget settings.
+        body_model: Optional prebuilt body model (default: from the config).
+    """
+
+    def __init__(self, config: RetargetConfig, body_model: BodyModel | None = None) -> None:
+        self.config = config
+        self.robot: Robot = robots.load(config.robot)
+        self.mapping = load_mapping(self.robot)
+        self.geometry = RobotGeometry.measure(self.robot, self.mapping)
+        self.ik = RobotIK(self.robot, config.ik, self.mapping.posture_weight)
+        self._body_model = body_model
+        self.params = retarget_params(config, self.mapping)
+        self._contact_sites = self._contact_site_feet()
+        self._leg_columns, self._upper_columns = self._joint_groups()
+
+    @property
+    def body_model(self) -> BodyModel:
+        """Built on first use (the smplx model loads its files then)."""
+        if self._body_model is None:
+            self._body_model = make_body_model(self.config.body_model,
+                                               self.config.body_model_dir,
+                                               height_m=self.config.human_height_m)
+        return self._body_model
+
+    # --- one clip --------------------------------------------------------------------------
+
+    def retarget_file(self, path: str | Path) -> ClipResult:
+        """Load an AMASS clip and retarget it (raises InputFileError / ClipRejected)."""
+        return self.retarget_clip(load_amass(path))
+
+    def retarget_clip(self, clip: HumanClip) -> ClipResult:
+        """Retarget a loaded clip."""
+        source_fps = clip.fps
+        if self.config.max_fps is not None:
+            clip = resample_clip(clip, self.config.max_fps)
+        if clip.num_frames < self.config.reject.min_frames:
+            raise ClipRejected(f"{clip.num_frames} frames at {clip.fps:g} Hz, need at least "
+                               f"{self.config.reject.min_frames}")
+        result = self.retarget_motion(self.body_model.forward(clip))
+        result.motion.quality["source_fps"] = float(source_fps)
+        return result
+
+    def retarget_motion(self, human: HumanMotion) -> ClipResult:
+        """Retarget body-model output (already at the output rate)."""
+        fps = float(human.fps)
+        scaled = scale_human(lowpass_human(human, self.config.smoothing.input_cutoff_hz),
+                             self.mapping, self.geometry)
+        poses = frame_targets(scaled, self.mapping, self.geometry)
+        free_feet = [foot_poses(scaled, self.mapping, self.geometry, f) for f in self.mapping.feet]
+        plans = [self._plan_foot(foot, free, fps)
+                 for foot, free in zip(self.mapping.feet, free_feet, strict=True)]
+        tracks = self._frame_tracks(poses) + [
+            self._foot_track(foot, plan)
+            for foot, plan in zip(self.mapping.feet, plans, strict=True)]
+        solution = self.ik.solve_clip(tracks, fps)
+        qpos = self._smooth(solution.qpos, plans, fps)
+        quality = self._quality(qpos, fps, poses, free_feet, plans)
+        quality.update(scale=scaled.scale, ground_offset_m=scaled.ground_offset_m,
+                       human_leg_length_m=scaled.human_leg_length_m,
+                       ankle_lift_m=scaled.ankle_lift_m,
+                       ik_iterations_mean=float(solution.iterations[1:].mean())
+                       if len(solution.iterations) > 1 else 0.0,
+                       ik_iterations_first_frame=int(solution.iterations[0]))
+        self._check_usable(qpos, quality)
+        motion = RobotMotion(
+            qpos=qpos, human_joints=scaled.positions, fps=fps, robot=self.robot.name,
+            joint_names=self.robot.spec.joint_names, source=str(human.source),
+            source_sha256=human.source_sha256, body_model=human.body_model,
+            retarget_params=self.params, quality=quality,
+            human_joint_names=tuple(scaled.joint_names))
+        return ClipResult(motion=motion, feet=plans, iterations=solution.iterations)
+
+    def write(self, result: ClipResult, out_path: Path, formats: tuple[str, ...]) -> None:
+        """Write the motion file (and the GMR pickle beside it when asked)."""
+        write_motion(out_path, result.motion)
+        if "gmr" in formats:
+            write_gmr_pickle(out_path.with_suffix(".pkl"), result.motion, self.robot)
+
+    # --- pieces ----------------------------------------------------------------------------
+
+    def _plan_foot(self, foot: FootMapping, free: FootPoses, fps: float) -> FootPlan:
+        contact = detect_contacts(free.sole_points, fps, self.config.contact)
+        return plan_foot(free, contact,
+                         self.geometry.site_in_body[foot.robot_heel_site],
+                         self.geometry.site_in_body[foot.robot_toe_site],
+                         sole_to_body(self.geometry, foot),
+                         self.config.ik.floor_height_m, self.config.contact)
+
+    def _frame_tracks(self, poses: list[PoseTrajectory]) -> list[TrackTargets]:
+        tracks = []
+        for task, pose in zip(self.mapping.frames, poses, strict=True):
+            frames = pose.position.shape[0]
+            tracks.append(TrackTargets(
+                name=task.name, frame_names=(task.robot_frame,), frame_types=(task.frame_type,),
+                frame_index=np.zeros(frames, dtype=np.int8),
+                wxyz_xyz=np.concatenate([pose.quat, pose.position], axis=1),
+                position_cost=np.tile(task.position_weight, (frames, 1)),
+                orientation_cost=np.tile(task.orientation_weight, (frames, 1))))
+        return tracks
+
+    def _foot_track(self, foot: FootMapping, plan: FootPlan) -> TrackTargets:
+        """Swinging: the foot body chases its pose; in contact: the pinned site holds still."""
+        in_contact = (plan.anchor != 0)[:, None]
+        site_quat = {name: self.geometry.site_quat_in_body[name]
+                     for name in (foot.robot_heel_site, foot.robot_toe_site)}
+        quat = plan.body.quat.copy()
+        position = plan.body.position.copy()
+        for code, site in ((1, foot.robot_heel_site), (2, foot.robot_toe_site)):
+            rows = plan.anchor == code
+            quat[rows] = quat_mul(plan.body.quat[rows], site_quat[site])
+            position[rows] = plan.anchor_position[rows]
+        return TrackTargets(
+            name=foot.name,
+            frame_names=(foot.robot_body, foot.robot_heel_site, foot.robot_toe_site),
+            frame_types=("body", "site", "site"),
+            frame_index=plan.anchor.copy(),
+            wxyz_xyz=np.concatenate([quat, position], axis=1),
+            position_cost=np.where(in_contact, foot.contact_position_weight,
+                                   foot.position_weight),
+            orientation_cost=np.where(in_contact, foot.contact_orientation_weight,
+                                      foot.orientation_weight))
+
+    def _smooth(self, qpos: np.ndarray, plans: list[FootPlan], fps: float) -> np.ndarray:
+        """Contact-safe low-pass; frames it would push below the floor keep the IK pose."""
+        leg_contact = [plan.contact.any(axis=1) for plan in plans]
+        smoothed = lowpass_outside_contacts(qpos, fps, self.config.smoothing, self._leg_columns,
+                                            leg_contact, self._upper_columns)
+        site_ids = self.robot.contact_site_ids
+        _, sites = frame_positions(self.robot.model, smoothed, np.zeros(0, dtype=int), site_ids)
+        below = sites[..., 2].min(axis=1) < self.config.ik.floor_height_m - _SMOOTHING_FLOOR_SLACK_M
+        smoothed[below] = qpos[below]
+        return smoothed
+
+    def _quality(self, qpos: np.ndarray, fps: float, poses: list[PoseTrajectory],
+                 free_feet: list[FootPoses], plans: list[FootPlan]) -> dict[str, Any]:
+        keypoints = [Keypoint(task.name, task.robot_frame, task.frame_type, pose.position)
+                     for task, pose in zip(self.mapping.frames, poses, strict=True)
+                     if task.position_weight.max() > 0]
+        keypoints += [Keypoint(foot.name, foot.robot_body, "body", free.body.position)
+                      for foot, free in zip(self.mapping.feet, free_feet, strict=True)]
+        contact = np.stack([plans[foot].contact[:, point]
+                            for foot, point in self._contact_sites], axis=1)
+        return clip_quality(
+            self.robot.model, qpos, fps, keypoints, self.robot.contact_site_ids, contact,
+            self.robot.joint_qpos_addresses, self.robot.spec.joint_range_array(),
+            poses[0].position, self.config.quality, self.config.ik.floor_height_m)
+
+    def _check_usable(self, qpos: np.ndarray, quality: dict[str, Any]) -> None:
+        reject = self.config.reject
+        if not np.all(np.isfinite(qpos)):
+            raise ClipRejected("IK produced non-finite joint values")
+        if quality["keypoint_error_mean_m"] > reject.max_keypoint_error_m:
+            raise ClipRejected(f"mean keypoint error {quality['keypoint_error_mean_m']:.3f} m "
+                               f"> {reject.max_keypoint_error_m} m")
+        if quality["foot_penetration_max_m"] > reject.max_penetration_m:
+            raise ClipRejected(f"foot penetration {quality['foot_penetration_max_m']:.3f} m "
+                               f"> {reject.max_penetration_m} m")
+
+    def _contact_site_feet(self) -> list[tuple[int, int]]:
+        """(foot index, 0 heel / 1 toe) of each robot contact site, in the spec's order."""
+        located = []
+        for site in self.robot.spec.contact_site_names:
+            for index, foot in enumerate(self.mapping.feet):
+                if site in (foot.robot_heel_site, foot.robot_toe_site):
+                    located.append((index, 0 if site == foot.robot_heel_site else 1))
+                    break
+            else:
+                raise AmpkitError(f"{self.mapping.path}: contact site {site!r} is not the heel "
+                                  f"or toe site of any [[foot]]")
+        return located
+
+    def _joint_groups(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """qpos columns of each foot's leg chain, and of the remaining hinge joints."""
+        model = self.robot.model
+        legs = []
+        for foot in self.mapping.feet:
+            columns, body = [], model.body(foot.robot_body).id
+            while body > 0:
+                for joint in range(model.body_jntadr[body],
+                                   model.body_jntadr[body] + model.body_jntnum[body]):
+                    if model.jnt_type[joint] != 0:  # not the free joint
+                        columns.append(int(model.jnt_qposadr[joint]))
+                body = model.body_parentid[body]
+            legs.append(np.array(sorted(columns), dtype=int))
+        in_legs = set(np.concatenate(legs).tolist()) if legs else set()
+        upper = np.array([c for c in self.robot.joint_qpos_addresses if c not in in_legs],
+                         dtype=int)
+        return legs, upper
+
+
+# --- batch over a directory ------------------------------------------------------------------
+
+@dataclass
+class ClipOutcome:
+    """What happened to one source clip in a batch run."""
+
+    name: str
+    status: str  # "ok", "skipped" (output current) or "rejected"
+    reason: str = ""
+    quality: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    frames: int = 0
+
+
+@dataclass
+class RunReport:
+    """A batch run: per-clip outcomes and the run's metrics."""
+
+    outcomes: list[ClipOutcome]
+    wall_seconds: float
+    jobs: int
+
+    @property
+    def usable(self) -> int:
+        return sum(o.status in ("ok", "skipped") for o in self.outcomes)
+
+    def metrics(self) -> dict[str, Any]:
+        """The metrics file content (metrics/retarget.json)."""
+        done = [o for o in self.outcomes if o.status == "ok"]
+        frames = sum(o.frames for o in done)
+        seconds = sum(o.seconds for o in done)
+        return {
+            "summary": {
+                **summarize({o.name: o.quality for o in self.outcomes
+                             if o.status in ("ok", "skipped")}),
+                "clips_retargeted": len(done),
+                "clips_skipped": sum(o.status == "skipped" for o in self.outcomes),
+                "clips_rejected": sum(o.status == "rejected" for o in self.outcomes),
+                "frames_retargeted": frames,
+                "clip_seconds": seconds,
+                "frames_per_second_per_process": frames / seconds if seconds > 0 else None,
+                "wall_seconds": self.wall_seconds,
+                "frames_per_second_wall": frames / self.wall_seconds
+                if self.wall_seconds > 0 and frames else None,
+                "jobs": self.jobs,
+            },
+            "clips": {o.name: {**o.quality, "status": o.status, "seconds": o.seconds,
+                               "frames_per_second": o.frames / o.seconds
+                               if o.seconds > 0 and o.status == "ok" else None}
+                      for o in self.outcomes if o.status != "rejected"},
+            "rejected": {o.name: o.reason for o in self.outcomes if o.status == "rejected"},
+        }
+
+
+def find_clips(src: Path) -> list[Path]:
+    """AMASS ``.npz`` files under ``src`` (recursive), sorted."""
+    if src.is_file():
+        return [src]
+    return sorted(p for p in src.rglob("*.npz") if p.is_file())
+
+
+def output_path(src_root: Path, source: Path, out_root: Path) -> Path:
+    """``out_root/<path of source below src_root>.h5``."""
+    relative = source.name if src_root.is_file() else source.relative_to(src_root)
+    return (out_root / relative).with_suffix(".h5")
+
+
+def clip_name(src_root: Path, source: Path) -> str:
+    relative = Path(source.name) if src_root.is_file() else source.relative_to(src_root)
+    return relative.with_suffix("").as_posix()
+
+
+def is_current(out_path: Path, source_sha256: str, params: dict[str, Any],
+               formats: tuple[str, ...]) -> dict[str, Any] | None:
+    """The stored quality if ``out_path`` was made from the same source and parameters."""
+    if not out_path.exists() or ("gmr" in formats and not out_path.with_suffix(".pkl").exists()):
+        return None
+    try:
+        motion = read_motion(out_path)
+    except AmpkitError:
+        return None
+    if motion.source_sha256 != source_sha256 or motion.retarget_params != params:
+        return None
+    return motion.quality
+
+
+# One Retargeter per worker process (built by the pool initializer).
+_WORKER: Retargeter | None = None
+
+
+def _init_worker(config: RetargetConfig) -> None:
+    global _WORKER
+    _WORKER = Retargeter(config)
+
+
+def _run_one(job: tuple[str, str, str]) -> ClipOutcome:
+    name, source, out = job
+    assert _WORKER is not None, "worker not initialized"
+    return retarget_one(_WORKER, name, Path(source), Path(out))
+
+
+def retarget_one(retargeter: Retargeter, name: str, source: Path, out: Path) -> ClipOutcome:
+    """Retarget one file and write its outputs; failures become a rejected outcome."""
+    start = time.perf_counter()
+    try:
+        result = retargeter.retarget_file(source)
+        retargeter.write(result, out, retargeter.config.formats)
+    except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the batch
+        out.unlink(missing_ok=True)  # a stale output of a clip that is now rejected
+        out.with_suffix(".pkl").unlink(missing_ok=True)
+        reason = str(exc) if isinstance(exc, AmpkitError) else f"{type(exc).__name__}: {exc}"
+        if source.as_posix() not in reason:
+            reason = f"{source}: {reason}"
+        return ClipOutcome(name=name, status="rejected", reason=reason)
+    seconds = time.perf_counter() - start
+    return ClipOutcome(name=name, status="ok", quality=result.motion.quality, seconds=seconds,
+                       frames=result.motion.num_frames)
+
+
+def retarget_directory(src: str | Path, out: str | Path, config: RetargetConfig,
+                       jobs: int = 1, progress: bool = True,
+                       on_outcome: Callable[[ClipOutcome], None] | None = None) -> RunReport:
+    """Retarget every clip under ``src`` into ``out`` (same relative paths, ``.h5``).
+
+    Clips whose output is current (same source hash and parameters) are skipped; clips that
+    fail are reported as rejected and the rest still come out.
+
+    Args:
+        src: Directory of AMASS ``.npz`` files (searched recursively) or one file.
+        out: Output directory.
+        config: Retarget settings.
+        jobs: Worker processes (1: in this process).
+        progress: Show a tqdm progress bar.
+        on_outcome: Called with each outcome as it arrives.
+    """
+    src, out = Path(src), Path(out)
+    start = time.perf_counter()
+    mapping = load_mapping(robots.load(config.robot))
+    params = retarget_params(config, mapping)
+    outcomes: list[ClipOutcome] = []
+    pending: list[tuple[str, str, str]] = []
+    for source in find_clips(src):
+        name, target = clip_name(src, source), output_path(src, source, out)
+        try:
+            stored = is_current(target, file_sha256(source), params, config.formats)
+        except OSError as exc:
+            outcomes.append(ClipOutcome(name, "rejected", f"{source}: unreadable ({exc})"))
+            continue
+        if stored is not None:
+            outcomes.append(ClipOutcome(name, "skipped", quality=stored,
+                                        frames=int(stored.get("num_frames", 0))))
+        else:
+            pending.append((name, str(source), str(target)))
+    for outcome in _execute(pending, config, jobs, progress):
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    outcomes.sort(key=lambda o: o.name)
+    return RunReport(outcomes=outcomes, wall_seconds=time.perf_counter() - start, jobs=jobs)
+
+
+def _execute(pending: list[tuple[str, str, str]], config: RetargetConfig, jobs: int,
+             progress: bool) -> Iterator[ClipOutcome]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(pending), desc="retarget", unit="clip", disable=not progress)
+    try:
+        if jobs <= 1 or len(pending) <= 1:
+            retargeter = Retargeter(config) if pending else None
+            for name, source, target in pending:
+                assert retargeter is not None
+                yield retarget_one(retargeter, name, Path(source), Path(target))
+                bar.update()
+            return
+        # spawn: workers start clean (no forked torch / OpenMP state); one thread each so
+        # `jobs` processes use `jobs` cores.
+        previous = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                   "OPENBLAS_NUM_THREADS")}
+        os.environ.update(dict.fromkeys(previous, "1"))
+        try:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(min(jobs, len(pending)), initializer=_init_worker,
+                              initargs=(config,)) as pool:
+                for outcome in pool.imap_unordered(_run_one, pending):
+                    yield outcome
+                    bar.update()
+        finally:
+            for key, value in previous.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    finally:
+        bar.close()
