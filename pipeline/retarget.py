@@ -1,7 +1,8 @@
 """DVC stage: retarget AMASS clips onto a robot (``python -m pipeline.retarget``).
 
-Reads the ``retarget:`` section of params.yaml (``retarget.retarget.RetargetConfig``); the
-command-line options below override it. Writes one ``.h5`` robot motion per clip (DESIGN 4.3),
+Reads the ``retarget:`` section of params.yaml (``retarget.retarget.RetargetConfig``) and the
+``source:`` and ``body_model:`` sections (which clips, which body model); the command-line
+options below override them. Writes one ``.h5`` robot motion per clip (DESIGN 4.3),
 optionally a GMR-style ``.pkl`` beside it, and the run's metrics (per clip, summary, rejects).
 Exits 1 only when no usable clip is left (none found, or all rejected).
 """
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from pipeline.params import DEFAULT_PARAMS, build_config, load_section
+from pipeline.sources import load_body_model, load_source
 from retarget.body_models import BODY_MODEL_KINDS
 from retarget.retarget import OUTPUT_FORMATS, RetargetConfig, retarget_directory
 from robots.errors import AmpkitError
@@ -26,8 +28,9 @@ DEFAULT_METRICS = Path("metrics/retarget.json")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.retarget", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--src", type=Path, required=True,
-                        help="directory of AMASS .npz clips (searched recursively) or one file")
+    parser.add_argument("--src", type=Path,
+                        help="directory of AMASS .npz clips (searched recursively) or one file "
+                             "(default: params.yaml source.dir)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--robot", help="robot name (default: params.yaml, else wildrobot)")
     parser.add_argument("--body-model", choices=BODY_MODEL_KINDS,
@@ -43,6 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS,
                         help=f"parameters file (default: {DEFAULT_PARAMS})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--prune", action="store_true",
+                        help="delete outputs whose source clip is gone (DVC-managed --out)")
     return parser.parse_args(argv)
 
 
@@ -50,7 +55,9 @@ def build_retarget_config(args: argparse.Namespace) -> RetargetConfig:
     """params.yaml's ``retarget:`` section, then the command-line overrides."""
     config = build_config(RetargetConfig, load_section("retarget", args.params),
                           f"{args.params}: retarget")
-    overrides: dict[str, object] = {}
+    body_model = load_body_model(args.params)
+    overrides: dict[str, object] = {"body_model": body_model.kind,
+                                    "body_model_dir": body_model.dir}
     if args.robot:
         overrides["robot"] = args.robot
     if args.body_model:
@@ -66,10 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = build_retarget_config(args)
-        if not args.src.exists():
-            raise AmpkitError(f"{args.src}: source directory does not exist")
-        report = retarget_directory(args.src, args.out, config, jobs=max(1, args.jobs),
-                                    progress=not args.no_progress)
+        source = load_source(args.params)
+        src = args.src or Path(source.dir)
+        if not src.exists():
+            raise AmpkitError(f"{src}: source directory does not exist")
+        report = retarget_directory(src, args.out, config, jobs=max(1, args.jobs),
+                                    progress=not args.no_progress, include=source.include,
+                                    exclude=source.exclude, prune=args.prune)
     except (AmpkitError, ValueError) as exc:
         print(f"retarget: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,8 @@
 Parameters come from the ``synthesize:`` section of params.yaml when present (fields of
 :class:`retarget.synthesize.SynthesisConfig`: seed, height_m, duration_scale, clips). Writes one
 ``<clip>.npz`` per clip and ``manifest.json``; the same seed gives the same bytes.
+When params.yaml's ``source.kind`` is ``amass`` nothing is synthesized: the directory holds only
+a manifest saying so, and the retarget stage reads the AMASS clips instead.
 """
 
 from __future__ import annotations
@@ -11,10 +13,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from pipeline.params import build_config, load_section
+from pipeline.sources import load_source
 from retarget.synthesize import MANIFEST_NAME, SynthesisConfig, synthesize
 from robots.errors import AmpkitError
+from robots.io import write_json_atomic
+
+
+def write_skipped_manifest(out_dir: str) -> None:
+    """Empty the output directory of clips and record why (DVC still needs the output)."""
+    out = Path(out_dir)
+    for stale in out.glob("*.npz"):
+        stale.unlink()
+    write_json_atomic(out / MANIFEST_NAME, {"num_clips": 0, "skipped": "source.kind is not "
+                                            "synthetic", "clips": []})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     except (AmpkitError, ValueError, TypeError) as error:
         print(f"synthesize: {error}", file=sys.stderr)
         return 2
+    if load_source(args.params).kind != "synthetic":
+        write_skipped_manifest(args.out_dir)
+        print(f"synthesize: source.kind is not synthetic; nothing synthesized in {args.out_dir}",
+              file=sys.stderr)
+        return 0
     manifest = synthesize(args.out_dir, config)
     print(f"synthesize: {manifest['num_clips']} clip(s), {manifest['total_duration_s']:.1f} s "
           f"in total, seed {config.seed} -> {args.out_dir}/ ({MANIFEST_NAME})", file=sys.stderr)

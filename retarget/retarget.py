@@ -13,6 +13,7 @@ the file's ``fps`` attribute.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import multiprocessing
 import os
@@ -402,11 +403,38 @@ class RunReport:
         }
 
 
-def find_clips(src: Path) -> list[Path]:
-    """AMASS ``.npz`` files under ``src`` (recursive), sorted."""
+DEFAULT_INCLUDE: tuple[str, ...] = ("*.npz",)
+# AMASS ships shape-only files beside the motions: SMPL-X ``*_stagei.npz``, SMPL+H ``shape.npz``.
+DEFAULT_EXCLUDE: tuple[str, ...] = ("*_stagei.npz", "shape.npz", "*/shape.npz")
+
+
+def find_clips(src: Path, include: tuple[str, ...] = DEFAULT_INCLUDE,
+               exclude: tuple[str, ...] = DEFAULT_EXCLUDE) -> list[Path]:
+    """AMASS ``.npz`` files under ``src`` (recursive), sorted.
+
+    A file is taken when its path relative to ``src`` matches one ``include`` glob and no
+    ``exclude`` glob (``fnmatch`` rules: ``*`` also matches ``/``).
+    """
     if src.is_file():
         return [src]
-    return sorted(p for p in src.rglob("*.npz") if p.is_file())
+
+    def wanted(path: Path) -> bool:
+        relative = path.relative_to(src).as_posix()
+        return (any(fnmatch.fnmatch(relative, g) for g in include)
+                and not any(fnmatch.fnmatch(relative, g) for g in exclude))
+
+    return sorted(p for p in src.rglob("*.npz") if p.is_file() and wanted(p))
+
+
+def prune_outputs(out: Path, keep: set[Path]) -> list[Path]:
+    """Delete motion files (and GMR pickles) under ``out`` whose clip is no longer a source."""
+    removed = []
+    for path in sorted(out.rglob("*.h5")) if out.is_dir() else []:
+        if path not in keep:
+            path.unlink()
+            path.with_suffix(".pkl").unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def output_path(src_root: Path, source: Path, out_root: Path) -> Path:
@@ -469,7 +497,10 @@ def retarget_one(retargeter: Retargeter, name: str, source: Path, out: Path) -> 
 
 def retarget_directory(src: str | Path, out: str | Path, config: RetargetConfig,
                        jobs: int = 1, progress: bool = True,
-                       on_outcome: Callable[[ClipOutcome], None] | None = None) -> RunReport:
+                       on_outcome: Callable[[ClipOutcome], None] | None = None,
+                       include: tuple[str, ...] = DEFAULT_INCLUDE,
+                       exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
+                       prune: bool = False) -> RunReport:
     """Retarget every clip under ``src`` into ``out`` (same relative paths, ``.h5``).
 
     Clips whose output is current (same source hash and parameters) are skipped; clips that
@@ -482,6 +513,8 @@ def retarget_directory(src: str | Path, out: str | Path, config: RetargetConfig,
         jobs: Worker processes (1: in this process).
         progress: Show a tqdm progress bar.
         on_outcome: Called with each outcome as it arrives.
+        include, exclude: Globs on the path below ``src`` choosing the clips (see find_clips).
+        prune: Delete outputs under ``out`` whose source is gone (a DVC-managed directory).
     """
     src, out = Path(src), Path(out)
     start = time.perf_counter()
@@ -489,7 +522,10 @@ def retarget_directory(src: str | Path, out: str | Path, config: RetargetConfig,
     params = retarget_params(config, mapping)
     outcomes: list[ClipOutcome] = []
     pending: list[tuple[str, str, str]] = []
-    for source in find_clips(src):
+    sources = find_clips(src, include, exclude)
+    if prune:
+        prune_outputs(out, {output_path(src, source, out) for source in sources})
+    for source in sources:
         name, target = clip_name(src, source), output_path(src, source, out)
         try:
             stored = is_current(target, file_sha256(source), params, config.formats)
