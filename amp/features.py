@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from robots.spec import CONTACT_POINT_NAMES
+
 
 @dataclass(frozen=True)
 class FeatureSlice:
@@ -78,14 +80,13 @@ def layout_slices() -> dict[str, slice]:
 
 def feature_names(amp_joint_names: tuple[str, ...]) -> tuple[str, ...]:
     """One name per feature dimension, e.g. ``joint_pos/left_knee_pitch``."""
-    contacts = ("left_toe", "left_heel", "right_toe", "right_heel")
     return (
         *(f"joint_pos/{j}" for j in amp_joint_names),
         *(f"joint_vel/{j}" for j in amp_joint_names),
         *(f"root_lin_vel/{a}" for a in "xyz"),
         *(f"root_ang_vel/{a}" for a in "xyz"),
         "root_height/z",
-        *(f"foot_contact/{c}" for c in contacts),
+        *(f"foot_contact/{c}" for c in CONTACT_POINT_NAMES),
     )
 
 
@@ -118,8 +119,15 @@ def rotate_inverse(quat_wxyz: Any, vec: Any, xp: Any = np) -> Any:
     """
     w = quat_wxyz[..., :1]
     u = -quat_wxyz[..., 1:4]  # conjugate's vector part
-    t = 2.0 * xp.cross(u, vec)
-    return vec + w * t + xp.cross(u, t)
+    t = 2.0 * _cross(u, vec, xp)
+    return vec + w * t + _cross(u, t, xp)
+
+
+def _cross(a: Any, b: Any, xp: Any) -> Any:
+    """a × b over the last axis (written out: numpy's ``cross`` has a large per-call cost)."""
+    ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
+    bx, by, bz = b[..., 0], b[..., 1], b[..., 2]
+    return xp.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=-1)
 
 
 def amp_features(
