@@ -23,8 +23,8 @@ import numpy as np
 
 from amp.convert import AmpClip
 from amp.features import FEATURE_DIM, layout_record
-from amp.h5io import LeanReader, write_file
 from robots.errors import InputFileError
+from robots.h5io import LeanReader, write_file
 from robots.io import atomic_path
 
 CLIP_SCHEMA_VERSION = 1

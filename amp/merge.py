@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 
 from amp.features import FEATURE_DIM
-from amp.h5io import write_file
 from robots.errors import AmpkitError, InputFileError
+from robots.h5io import write_file
 from robots.io import atomic_path
 
 DATASET_SCHEMA_VERSION = 1

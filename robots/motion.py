@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from robots.errors import MotionFileError
+from robots.h5io import LeanReader, write_file
 from robots.io import atomic_path
 
 SCHEMA_VERSION = 1
 _REQUIRED_ATTRS = ("fps", "robot", "joint_names", "source", "source_sha256", "body_model")
+_OPTIONAL_ATTRS = ("schema_version", "retarget_params", "quality", "human_joint_names")
 
 
 @dataclass
@@ -63,21 +64,27 @@ class RobotMotion:
 
 
 def write_motion(path: str | Path, motion: RobotMotion) -> None:
-    """Write ``motion`` to ``path`` atomically; validates it first (same rules as reading)."""
+    """Write ``motion`` to ``path`` atomically; validates it first (same rules as reading).
+
+    Files carry no timestamps, so the same motion always gives the same bytes.
+    """
     _validate(Path(path), motion)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("qpos", data=np.asarray(motion.qpos, dtype=np.float64))
-        f.create_dataset("human_joints", data=np.asarray(motion.human_joints, dtype=np.float64))
-        f.attrs["schema_version"] = SCHEMA_VERSION
-        f.attrs["fps"] = float(motion.fps)
-        f.attrs["robot"] = motion.robot
-        f.attrs["joint_names"] = json.dumps(list(motion.joint_names))
-        f.attrs["source"] = str(motion.source)
-        f.attrs["source_sha256"] = motion.source_sha256
-        f.attrs["body_model"] = motion.body_model
-        f.attrs["retarget_params"] = json.dumps(motion.retarget_params, sort_keys=True)
-        f.attrs["quality"] = json.dumps(motion.quality, sort_keys=True)
-        f.attrs["human_joint_names"] = json.dumps(list(motion.human_joint_names))
+    datasets = {"qpos": np.asarray(motion.qpos, dtype=np.float64),
+                "human_joints": np.asarray(motion.human_joints, dtype=np.float64)}
+    attrs = {
+        "schema_version": SCHEMA_VERSION,
+        "fps": float(motion.fps),
+        "robot": motion.robot,
+        "joint_names": json.dumps(list(motion.joint_names)),
+        "source": str(motion.source),
+        "source_sha256": motion.source_sha256,
+        "body_model": motion.body_model,
+        "retarget_params": json.dumps(motion.retarget_params, sort_keys=True),
+        "quality": json.dumps(motion.quality, sort_keys=True),
+        "human_joint_names": json.dumps(list(motion.human_joint_names)),
+    }
+    with atomic_path(path) as tmp:
+        write_file(tmp, datasets, attrs)
 
 
 def read_motion(path: str | Path) -> RobotMotion:
@@ -89,35 +96,43 @@ def read_motion(path: str | Path) -> RobotMotion:
     """
     path = Path(path)
     try:
-        f = h5py.File(path, "r")
+        reader = LeanReader(path)
     except (OSError, ValueError) as exc:
         raise MotionFileError(path, f"cannot open as HDF5 ({exc})") from exc
-    with f:
-        for name in ("qpos", "human_joints"):
-            if name not in f:
-                raise MotionFileError(path, f"missing dataset {name!r}")
-        missing = [a for a in _REQUIRED_ATTRS if a not in f.attrs]
-        if missing:
-            raise MotionFileError(path, f"missing attributes {missing}")
-        version = int(f.attrs.get("schema_version", SCHEMA_VERSION))
-        if version != SCHEMA_VERSION:
-            raise MotionFileError(
-                path, f"schema_version {version}, this ampkit reads {SCHEMA_VERSION}")
-        motion = RobotMotion(
-            qpos=f["qpos"][()],
-            human_joints=f["human_joints"][()],
-            fps=float(f.attrs["fps"]),
-            robot=str(f.attrs["robot"]),
-            joint_names=tuple(json.loads(f.attrs["joint_names"])),
-            source=str(f.attrs["source"]),
-            source_sha256=str(f.attrs["source_sha256"]),
-            body_model=str(f.attrs["body_model"]),
-            retarget_params=json.loads(f.attrs.get("retarget_params", "{}")),
-            quality=json.loads(f.attrs.get("quality", "{}")),
-            human_joint_names=tuple(json.loads(f.attrs.get("human_joint_names", "[]"))),
-        )
+    with reader:
+        motion = _motion_from(reader, path)
     _validate(path, motion)
     return motion
+
+
+def _motion_from(reader: LeanReader, path: Path) -> RobotMotion:
+    datasets = {}
+    for name in ("qpos", "human_joints"):
+        try:
+            datasets[name] = reader.dataset(name)
+        except KeyError:
+            raise MotionFileError(path, f"missing dataset {name!r}") from None
+    attrs = {name: reader.attr(name) for name in _OPTIONAL_ATTRS + _REQUIRED_ATTRS
+             if reader.has_attr(name)}
+    missing = [a for a in _REQUIRED_ATTRS if a not in attrs]
+    if missing:
+        raise MotionFileError(path, f"missing attributes {missing}")
+    version = int(attrs.get("schema_version", SCHEMA_VERSION))
+    if version != SCHEMA_VERSION:
+        raise MotionFileError(path, f"schema_version {version}, this ampkit reads {SCHEMA_VERSION}")
+    return RobotMotion(
+        qpos=datasets["qpos"],
+        human_joints=datasets["human_joints"],
+        fps=float(attrs["fps"]),
+        robot=str(attrs["robot"]),
+        joint_names=tuple(json.loads(attrs["joint_names"])),
+        source=str(attrs["source"]),
+        source_sha256=str(attrs["source_sha256"]),
+        body_model=str(attrs["body_model"]),
+        retarget_params=json.loads(attrs.get("retarget_params", "{}")),
+        quality=json.loads(attrs.get("quality", "{}")),
+        human_joint_names=tuple(json.loads(attrs.get("human_joint_names", "[]"))),
+    )
 
 
 def _validate(path: Path, motion: RobotMotion) -> None:

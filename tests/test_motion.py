@@ -92,3 +92,12 @@ def test_non_hdf5_file_is_rejected(tmp_path: Path) -> None:
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 10)
     with pytest.raises(robots.MotionFileError, match="cannot open as HDF5"):
         read_motion(path)
+
+
+def test_same_motion_gives_same_bytes(tmp_path: Path) -> None:
+    import time
+
+    write_motion(tmp_path / "a.h5", _motion())
+    time.sleep(1.1)  # HDF5 timestamps have one-second resolution; there must be none
+    write_motion(tmp_path / "b.h5", _motion())
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()

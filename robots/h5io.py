@@ -26,7 +26,7 @@ def write_file(path: str | Path, datasets: dict[str, np.ndarray | tuple[str, ...
 
     Datasets are numeric arrays, or sequences of str (stored as UTF-8 variable-length strings).
 
-    Not atomic by itself: write to a temporary path (``robots.io.atomic_path``).
+    Not atomic by itself: write to a temporary path (:func:`robots.io.atomic_path`).
     """
     file_creation = h5py.h5p.create(h5py.h5p.FILE_CREATE)
     file_creation.set_obj_track_times(False)  # the root group would carry timestamps too
@@ -87,9 +87,12 @@ class LeanReader:
     def __exit__(self, *exc: object) -> None:
         self._fid.close()
 
+    def has_attr(self, name: str) -> bool:
+        return bool(h5py.h5a.exists(self._fid, name.encode()))
+
     def attr(self, name: str) -> AttrValue:
         """A scalar root attribute (strings decoded)."""
-        if not h5py.h5a.exists(self._fid, name.encode()):
+        if not self.has_attr(name):
             raise KeyError(name)
         attr = h5py.h5a.open(self._fid, name.encode())
         try:
