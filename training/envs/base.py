@@ -1,0 +1,91 @@
+"""The environment contract every training task follows (CONTRACTS.md, "MJX environment").
+
+An environment is a pair of pure functions over :class:`State`: ``reset(rng) -> State`` and
+``step(state, action) -> State``, written for ONE environment and batched by the caller with
+``jax.vmap``. Both are jit-safe; ``step`` resets a finished episode itself (the returned state is
+then the first state of the next episode, while ``reward``, ``done`` and the AMP terminal frame
+still describe the step that ended the old one). Domain randomization is sampled in ``reset`` from
+its rng and carried in ``State.info``, so a trainer never touches the physics model.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from mujoco import mjx
+
+import robots
+
+
+@struct.dataclass
+class State:
+    """One environment's state (every field gains a leading batch axis under ``jax.vmap``).
+
+    Attributes:
+        data: MJX physics state; its kinematics (``site_xpos``, ``xpos``) match ``qpos``.
+        obs: [observation_size] policy observation.
+        privileged_obs: [privileged_observation_size] critic observation (noise-free, plus
+            true velocity, contacts and the randomized physics factors).
+        reward: [] task reward of the last step (sum of the scaled reward terms).
+        done: [] 1.0 when the last step ended the episode (fall or time limit), else 0.0.
+        metrics: Every reward term, scaled, by name, plus other scalars; [] each.
+        info: Bookkeeping; always holds ``rng``, ``step`` (control steps into the episode),
+            ``command`` [3] (vx m/s, vy m/s, yaw rate rad/s), ``truncated`` [] (1.0 when done
+            came from the time limit), ``amp_prev_frame`` / ``amp_terminal_frame`` /
+            ``amp_frame`` [amp_feature_size] (see ``Env``).
+    """
+
+    data: mjx.Data
+    obs: jax.Array
+    privileged_obs: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    metrics: dict[str, jax.Array]
+    info: dict[str, Any]
+
+
+class Env(abc.ABC):
+    """Base class of a training environment.
+
+    AMP frames in ``State.info``: ``amp_prev_frame`` is s_t (before the step),
+    ``amp_terminal_frame`` is s_{t+1} reached by the physics (before any auto-reset), and
+    ``amp_frame`` is the frame of the returned state (the reset frame when the episode ended),
+    which is the next step's ``amp_prev_frame``. So (amp_prev_frame, amp_terminal_frame) is
+    always a real transition.
+
+    Attributes:
+        observation_size: Length of ``State.obs``.
+        privileged_observation_size: Length of ``State.privileged_obs``.
+        action_size: Number of actions (one per actuator).
+        amp_feature_size: Length of an AMP frame (29).
+        control_dt: Seconds per ``step`` call.
+        episode_length: Control steps before the time limit ends an episode.
+        robot: The robot the task runs on.
+        config: The task's typed config.
+    """
+
+    observation_size: int
+    privileged_observation_size: int
+    action_size: int
+    amp_feature_size: int
+    control_dt: float
+    episode_length: int
+    robot: robots.Robot
+    config: Any
+
+    @abc.abstractmethod
+    def reset(self, rng: jax.Array) -> State:
+        """A fresh episode (randomization, command and initial pose drawn from ``rng``)."""
+
+    @abc.abstractmethod
+    def step(self, state: State, action: jax.Array) -> State:
+        """Advance one control step with ``action`` [action_size]; auto-resets on done."""
+
+
+def tree_where(condition: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """Leaf-wise ``jnp.where`` of two pytrees of the same structure, for a scalar ``condition``."""
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)

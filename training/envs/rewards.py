@@ -1,0 +1,152 @@
+"""Reward terms of the walking task: small pure functions, each weighted from config.
+
+A step's reward is ``sum(weight[name] * term[name])``; every scaled term is reported under its
+name in ``State.metrics``. Raw terms are positive quantities (a tracking score in [0, 1] or a
+squared error); the sign of the weight makes a term a reward or a penalty. Velocities are in
+the heading frame (the root's yaw only), so a tilted pelvis does not change the tracked speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weight per term (per control step; negative = penalty).
+
+    Attributes:
+        tracking_lin_vel: exp(-|cmd_xy - v_xy|^2 / sigma_lin), heading frame.
+        tracking_ang_vel: exp(-(cmd_yaw - w_z)^2 / sigma_ang), world z.
+        upright: |gravity_xy in the root frame|^2 (0 when upright).
+        base_height: (root height - target)^2 [m^2].
+        lin_vel_z: vertical root velocity^2 [m^2/s^2].
+        ang_vel_xy: roll/pitch rate^2 [rad^2/s^2].
+        torque: sum of actuator torque^2 [N^2 m^2].
+        action_rate: sum of (action - previous action)^2.
+        joint_limit: summed distance beyond the soft joint limits [rad].
+        feet_air_time: on touchdown, (air time - target) per foot [s], only when commanded
+            to move.
+        feet_slip: sum over touching contact points of horizontal speed^2 [m^2/s^2].
+        alive: 1 per step that did not fall.
+        termination: 1 on the step that fell (not on the time limit).
+    """
+
+    tracking_lin_vel: float = 1.5
+    tracking_ang_vel: float = 0.75
+    upright: float = -2.0
+    base_height: float = -20.0
+    lin_vel_z: float = -0.5
+    ang_vel_xy: float = -0.02
+    torque: float = -1e-3
+    action_rate: float = -0.02
+    joint_limit: float = -5.0
+    feet_air_time: float = 1.0
+    feet_slip: float = -0.1
+    alive: float = 0.5
+    termination: float = -10.0
+
+
+REWARD_TERMS: tuple[str, ...] = tuple(f.name for f in fields(RewardWeights))
+"""Names of the reward terms, in report order."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Reward weights and the shape parameters of the terms.
+
+    Attributes:
+        weights: Weight per term.
+        tracking_sigma_lin: Width of the linear-velocity tracking kernel [(m/s)^2].
+        tracking_sigma_ang: Width of the yaw-rate tracking kernel [(rad/s)^2].
+        base_height_target_m: Target root height [m]; None = the robot's standing height.
+        joint_limit_soft_fraction: Fraction of each joint's half-range (around its centre)
+            that is free of the joint-limit penalty.
+        air_time_target_s: Swing duration that earns zero air-time reward [s].
+        min_command_speed_mps: Commanded planar speed below which air time is not rewarded.
+    """
+
+    weights: RewardWeights = RewardWeights()
+    tracking_sigma_lin: float = 0.05
+    tracking_sigma_ang: float = 0.25
+    base_height_target_m: float | None = None
+    joint_limit_soft_fraction: float = 0.9
+    air_time_target_s: float = 0.2
+    min_command_speed_mps: float = 0.05
+
+
+def tracking_lin_vel(command: jax.Array, lin_vel_heading: jax.Array, sigma: float) -> jax.Array:
+    """Planar velocity tracking score in [0, 1]; command [3], lin_vel_heading [3] m/s."""
+    error = jnp.sum(jnp.square(command[:2] - lin_vel_heading[:2]))
+    return jnp.exp(-error / sigma)
+
+
+def tracking_ang_vel(command: jax.Array, ang_vel_world: jax.Array, sigma: float) -> jax.Array:
+    """Yaw-rate tracking score in [0, 1]; command [3], ang_vel_world [3] rad/s."""
+    return jnp.exp(-jnp.square(command[2] - ang_vel_world[2]) / sigma)
+
+
+def upright(gravity_local: jax.Array) -> jax.Array:
+    """Tilt measure: squared horizontal part of the unit gravity vector in the root frame."""
+    return jnp.sum(jnp.square(gravity_local[:2]))
+
+
+def base_height(root_height_m: jax.Array, target_m: float) -> jax.Array:
+    return jnp.square(root_height_m - target_m)
+
+
+def lin_vel_z(lin_vel_world: jax.Array) -> jax.Array:
+    return jnp.square(lin_vel_world[2])
+
+
+def ang_vel_xy(ang_vel_local: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.square(ang_vel_local[:2]))
+
+
+def torque(actuator_force: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.square(actuator_force))
+
+
+def action_rate(action: jax.Array, previous_action: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.square(action - previous_action))
+
+
+def joint_limit(joint_pos: jax.Array, soft_lower: jax.Array, soft_upper: jax.Array) -> jax.Array:
+    """Summed violation of the soft limits; joint_pos, soft_lower, soft_upper [n] rad."""
+    below = jnp.clip(soft_lower - joint_pos, 0.0, None)
+    above = jnp.clip(joint_pos - soft_upper, 0.0, None)
+    return jnp.sum(below + above)
+
+
+def feet_air_time(foot_contact: jax.Array, last_contact: jax.Array, air_time_s: jax.Array,
+                  dt: float, target_s: float, moving: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Reward swings of about ``target_s`` at touchdown.
+
+    Args:
+        foot_contact: [F] 1.0 where the foot touches now.
+        last_contact: [F] contact at the previous step (filters one-step chatter).
+        air_time_s: [F] time since each foot last touched [s].
+        dt: Control period [s].
+        target_s: Swing time that scores zero.
+        moving: [] 1.0 when the command asks for motion.
+    Returns:
+        (term [], updated air_time_s [F]).
+    """
+    touching = jnp.maximum(foot_contact, last_contact)
+    air_time_s = air_time_s + dt
+    touchdown = (air_time_s > dt) * touching
+    term = jnp.sum((air_time_s - target_s) * touchdown) * moving
+    return term, air_time_s * (1.0 - touching)
+
+
+def feet_slip(contact: jax.Array, contact_vel: jax.Array) -> jax.Array:
+    """contact [P] 0/1, contact_vel [P, 3] m/s: horizontal speed^2 of the touching points."""
+    return jnp.sum(contact * jnp.sum(jnp.square(contact_vel[:, :2]), axis=-1))
+
+
+def scale_terms(terms: dict[str, jax.Array], weights: RewardWeights) -> dict[str, jax.Array]:
+    """Each raw term times its weight (same keys)."""
+    return {name: getattr(weights, name) * value for name, value in terms.items()}

@@ -1,0 +1,507 @@
+"""Velocity-command walking on MJX for a small servo humanoid (default: WildRobot).
+
+Control runs at 50 Hz (``control_dt`` 0.02 s, the AMP dataset's rate) over ``control_dt / sim_dt``
+physics substeps. Why ``sim_dt`` = 0.005 s (4 substeps) is enough and not much more than needed:
+
+- Servo loop: kp 21.1 N·m/rad over each joint's effective inertia at the standing pose (the
+  mass-matrix diagonal: 0.026 kg·m² at the ankles and arms — armature 0.025 plus the link —
+  up to 0.107 at the hips) gives ω = sqrt(kp / I) = 14–28.5 rad/s (at most 4.5 Hz) and, with
+  kv 0.5 + damping 0.085, ζ = 0.2–0.4. Semi-implicit Euler with explicit damping is stable
+  for ω·dt < 2 and dt < 2·I / c = 0.089 s, so the servos alone would allow 0.02 s (one step
+  per control period: ω·dt <= 0.64 even at the lightest randomized armature).
+- Contacts: the soft-contact time constant is solref 0.02 s. MuJoCo clamps it to at least
+  2·dt, so above dt = 0.01 s the floor would get softer than modelled; 0.005 s resolves it with
+  4 steps, which keeps foot strikes at walking speeds from bouncing or sinking.
+Change ``sim_dt`` in the config (it must divide ``control_dt``); the measured cost per control
+step scales with the substep count.
+
+Action [nu]: joint position targets as offsets from the standing pose,
+``target = default + action_scale_rad * clip(action, -action_clip, action_clip)``; the MJCF
+position servos clamp torque to ±4 N·m (times the randomized strength).
+
+Policy observation (``WildRobotWalk.observation_layout``; 42 numbers for WildRobot):
+
+============================ ===== =========================================================
+name                         size  content
+============================ ===== =========================================================
+gravity_local                3     unit gravity direction in the root frame
+gyro                         3     root angular velocity, root frame [rad/s]
+joint_pos                    n     joint angles minus the standing pose [rad] (qpos order)
+joint_vel                    n     joint velocities [rad/s]
+last_action                  nu    the previous policy action (clipped)
+command                      3     vx [m/s], vy [m/s], yaw rate [rad/s] (heading frame)
+============================ ===== =========================================================
+
+Uniform sensor noise (``NoiseConfig``) is added to the first four blocks. The privileged
+observation (``privileged_observation_layout``) is the same blocks without noise, then root
+linear velocity in the root frame, root height, the 4 foot contacts, the randomized physics
+factors (``randomization.DomainFactors.privileged_vector``) and the push force on the root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from mujoco import mjx
+
+import robots
+from amp.features import FEATURE_DIM, ContactRule, amp_features, rotate_inverse
+from training.config_utils import ConfigError
+from training.envs import rewards as rw
+from training.envs.base import Env, State, tree_where
+from training.envs.randomization import (
+    DomainFactors,
+    RandomizationConfig,
+    apply_factors,
+    privileged_size,
+    sample_factors,
+)
+
+_GRAVITY_DIR = np.array([0.0, 0.0, -1.0], np.float32)
+
+
+@dataclass(frozen=True)
+class CommandConfig:
+    """Velocity command ranges, drawn uniformly per episode and at random times within it.
+
+    Attributes:
+        vx_mps: Forward speed range [m/s].
+        vy_mps: Sideways speed range [m/s].
+        yaw_rate_rps: Turn rate range [rad/s].
+        resample_interval_s: Range of the time until the next re-draw [s].
+    """
+
+    vx_mps: tuple[float, float] = (0.1, 0.5)
+    vy_mps: tuple[float, float] = (-0.1, 0.1)
+    yaw_rate_rps: tuple[float, float] = (-0.5, 0.5)
+    resample_interval_s: tuple[float, float] = (4.0, 10.0)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Uniform observation noise half-widths (policy observation only).
+
+    Attributes:
+        enabled: Add noise at all.
+        gravity: On the unit gravity vector.
+        gyro_rps: On the angular velocity [rad/s].
+        joint_pos_rad: On joint angles [rad].
+        joint_vel_rps: On joint velocities [rad/s].
+    """
+
+    enabled: bool = True
+    gravity: float = 0.05
+    gyro_rps: float = 0.2
+    joint_pos_rad: float = 0.01
+    joint_vel_rps: float = 0.5
+
+
+@dataclass(frozen=True)
+class TerminationConfig:
+    """When an episode ends.
+
+    Attributes:
+        min_root_height_m: A fall: the root drops below this [m].
+        max_tilt_rad: A fall: the root's z axis tilts further than this from vertical [rad].
+        episode_length_s: Time limit [s] (a truncation, not a fall).
+    """
+
+    min_root_height_m: float = 0.25
+    max_tilt_rad: float = 0.8
+    episode_length_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class WalkConfig:
+    """Everything the walking task can be told.
+
+    Attributes:
+        robot: Robot registry name (``robots.load``).
+        control_dt: Policy period [s]; 0.02 matches the 50 FPS AMP data.
+        sim_dt: Physics timestep [s]; must divide ``control_dt`` (see the module docstring).
+        action_scale_rad: Joint target offset per unit action [rad].
+        action_clip: Actions are clipped to ±this before use.
+        reset_joint_noise_rad: Uniform noise on the standing joint angles at reset [rad].
+        contact: The AMP contact rule (the same default as the dataset's conversion).
+        commands: Velocity command sampling.
+        noise: Observation noise.
+        termination: Fall and time-limit rules.
+        rewards: Reward weights and shapes.
+        randomization: Domain randomization.
+    """
+
+    robot: str = "wildrobot"
+    control_dt: float = 0.02
+    sim_dt: float = 0.005
+    action_scale_rad: float = 0.5
+    action_clip: float = 1.0
+    reset_joint_noise_rad: float = 0.05
+    contact: ContactRule = ContactRule()
+    commands: CommandConfig = CommandConfig()
+    noise: NoiseConfig = NoiseConfig()
+    termination: TerminationConfig = TerminationConfig()
+    rewards: rw.RewardConfig = rw.RewardConfig()
+    randomization: RandomizationConfig = RandomizationConfig()
+
+
+class WildRobotWalk(Env):
+    """Velocity-command walking; see the module docstring for dt, action and observations."""
+
+    def __init__(self, config: WalkConfig | None = None) -> None:
+        self.config = config = config or WalkConfig()
+        config.randomization.validate()
+        self.robot = robots.load(config.robot)
+        self.substeps = _substeps(config.control_dt, config.sim_dt)
+        mj_model = self.robot.model
+        mj_model.opt.timestep = config.sim_dt
+        self.mj_model = mj_model
+        self.model = mjx.put_model(mj_model)
+        self._data0 = mjx.make_data(self.model)
+
+        spec = self.robot.spec
+        self.control_dt = float(config.control_dt)
+        self.episode_length = int(round(config.termination.episode_length_s / config.control_dt))
+        self.action_size = int(mj_model.nu)
+        self.amp_feature_size = FEATURE_DIM
+        self.reward_names: tuple[str, ...] = rw.REWARD_TERMS
+
+        self._num_joints = spec.num_joints
+        self._root_body = self.robot.root_body_id
+        self._joint_dofs = self.robot.joint_dof_addresses
+        self._contact_site_ids = jnp.asarray(self.robot.contact_site_ids)
+        self._amp_joint_indices = jnp.asarray(spec.amp_joint_indices)
+        self._default_qpos = jnp.asarray(self.robot.keyframe_qpos(), jnp.float32)
+        self._default_joints = jnp.asarray(self.robot.keyframe_qpos()[7:], jnp.float32)
+        actuator_qpos = mj_model.jnt_qposadr[mj_model.actuator_trnid[:, 0]]
+        self._default_ctrl = jnp.asarray(self.robot.keyframe_qpos()[actuator_qpos], jnp.float32)
+        ranges = spec.joint_range_array()
+        self._joint_lower = jnp.asarray(ranges[:, 0], jnp.float32)
+        self._joint_upper = jnp.asarray(ranges[:, 1], jnp.float32)
+        centre, half = ranges.mean(axis=1), 0.5 * (ranges[:, 1] - ranges[:, 0])
+        soft = config.rewards.joint_limit_soft_fraction * half
+        self._soft_lower = jnp.asarray(centre - soft, jnp.float32)
+        self._soft_upper = jnp.asarray(centre + soft, jnp.float32)
+        target = config.rewards.base_height_target_m
+        self._height_target = float(spec.standing_height_m if target is None else target)
+        self._latency_slots = config.randomization.max_latency_steps + 1
+        push = config.randomization.push
+        self._push_on = bool(config.randomization.enabled and push.enabled)
+        self._push_duration_steps = max(1, int(round(push.duration_s / config.control_dt)))
+        self._noise_scale = self._build_noise_scale()
+
+        self.observation_size = sum(size for _, size in self.observation_layout())
+        self.privileged_observation_size = sum(
+            size for _, size in self.privileged_observation_layout())
+
+    # ----------------------------------------------------------------- layouts
+    def observation_layout(self) -> tuple[tuple[str, int], ...]:
+        """(name, size) of each policy-observation block, in order (THE size definition)."""
+        n, nu = self._num_joints, self.action_size
+        return (("gravity_local", 3), ("gyro", 3), ("joint_pos", n), ("joint_vel", n),
+                ("last_action", nu), ("command", 3))
+
+    def privileged_observation_layout(self) -> tuple[tuple[str, int], ...]:
+        """(name, size) of each privileged-observation block, in order."""
+        domain = privileged_size(self.model.nbody, self._num_joints, self.action_size)
+        return (*self.observation_layout(), ("root_lin_vel_local", 3), ("root_height", 1),
+                ("foot_contact", 4), ("domain_factors", domain), ("push_force", 3))
+
+    def _build_noise_scale(self) -> jax.Array:
+        noise = self.config.noise
+        if not noise.enabled:
+            return jnp.zeros(0)
+        per_block = {"gravity_local": noise.gravity, "gyro": noise.gyro_rps,
+                     "joint_pos": noise.joint_pos_rad, "joint_vel": noise.joint_vel_rps}
+        return jnp.concatenate([jnp.full(size, per_block.get(name, 0.0), jnp.float32)
+                                for name, size in self.observation_layout()])
+
+    # ----------------------------------------------------------------- AMP
+    def amp_frame(self, data: mjx.Data, contact_vel: jax.Array | None = None) -> jax.Array:
+        """The AMP frame [29] of ``data`` (its kinematics must match its qpos).
+
+        Exactly the dataset's function (``amp.features.amp_features``) on qpos, qvel and the
+        contact sites' world positions. ``contact_vel`` [4, 3] m/s is only used when the
+        contact rule has a speed limit.
+        """
+        contact_pos = data.site_xpos[self._contact_site_ids]
+        if self.config.contact.max_speed_mps is None:
+            contact_vel = None
+        elif contact_vel is None:
+            contact_vel = jnp.zeros_like(contact_pos)
+        return amp_features(data.qpos, data.qvel, contact_pos, self._amp_joint_indices,
+                            self.config.contact, contact_vel)
+
+    def kinematic_data(self, qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
+        """Fresh physics data at ``qpos`` [nq] / ``qvel`` [nv] with matching kinematics (as in
+        ``reset``); servo targets at the standing pose."""
+        data = self._data0.replace(qpos=jnp.asarray(qpos, jnp.float32),
+                                   qvel=jnp.asarray(qvel, jnp.float32), ctrl=self._default_ctrl)
+        return mjx.kinematics(self.model, data)
+
+    # ----------------------------------------------------------------- reset
+    def reset(self, rng: jax.Array) -> State:
+        rng, qpos_key, command_key, domain_key, push_key = jax.random.split(rng, 5)
+        noise = jax.random.uniform(qpos_key, (self._num_joints,), jnp.float32,
+                                   -self.config.reset_joint_noise_rad,
+                                   self.config.reset_joint_noise_rad)
+        joints = jnp.clip(self._default_joints + noise, self._joint_lower, self._joint_upper)
+        qpos = self._default_qpos.at[7:].set(joints)
+        data = self.kinematic_data(qpos, jnp.zeros(self.model.nv))
+
+        factors = sample_factors(domain_key, self.config.randomization, self.model,
+                                 self._num_joints)
+        step = jnp.zeros((), jnp.int32)
+        command, next_command_step = self._sample_command(command_key, step)
+        frame = self.amp_frame(data)
+        no_action = jnp.zeros(self.action_size, jnp.float32)
+        info: dict[str, Any] = {
+            "rng": rng,
+            "step": step,
+            "command": command,
+            "next_command_step": next_command_step,
+            "truncated": jnp.zeros(()),
+            "amp_prev_frame": frame,
+            "amp_terminal_frame": frame,
+            "amp_frame": frame,
+            "domain": factors,
+            "action_history": jnp.zeros((self._latency_slots, self.action_size), jnp.float32),
+            "push_force": jnp.zeros(3, jnp.float32),
+            "push_steps_left": jnp.zeros((), jnp.int32),
+            "next_push_step": self._push_interval(push_key, step),
+            "feet_air_time": jnp.zeros(2, jnp.float32),
+            "last_foot_contact": jnp.ones(2, jnp.float32),
+        }
+        obs_key = jax.random.fold_in(rng, 1)
+        clean_obs = self._clean_observation(data, no_action, command)
+        metrics = {name: jnp.zeros(()) for name in self.metric_names()}
+        return State(
+            data=data,
+            obs=self._noisy(clean_obs, obs_key),
+            privileged_obs=self._privileged(clean_obs, data, frame, factors, info["push_force"]),
+            reward=jnp.zeros(()),
+            done=jnp.zeros(()),
+            metrics=metrics,
+            info=info,
+        )
+
+    def metric_names(self) -> tuple[str, ...]:
+        """Keys of ``State.metrics``: the reward terms, then diagnostics."""
+        return (*self.reward_names, "forward_velocity_mps", "root_height_m", "fell")
+
+    # ----------------------------------------------------------------- step
+    def step(self, state: State, action: jax.Array) -> State:
+        info = state.info
+        rng, command_key, push_key, obs_key, reset_key = jax.random.split(info["rng"], 5)
+        action = jnp.clip(action.astype(jnp.float32), -self.config.action_clip,
+                          self.config.action_clip)
+        factors: DomainFactors = info["domain"]
+        previous_action = info["action_history"][0]
+        history = jnp.concatenate([action[None], info["action_history"][:-1]], axis=0)
+        ctrl = self._default_ctrl + self.config.action_scale_rad * history[factors.latency_steps]
+
+        push_force, push_info = self._push(info, push_key)
+        xfrc = state.data.xfrc_applied.at[self._root_body, :3].set(push_force)
+        data = self._simulate(state.data.replace(ctrl=ctrl, xfrc_applied=xfrc), factors)
+
+        site_ids = self._contact_site_ids
+        contact_vel = (data.site_xpos[site_ids] - state.data.site_xpos[site_ids]) / self.control_dt
+        frame = self.amp_frame(data, contact_vel)
+        step = info["step"] + 1
+        finite, fell, gravity_local = self._termination(data)
+        timed_out = step >= self.episode_length
+        done = fell | timed_out
+
+        foot_contact = jnp.stack([jnp.maximum(frame[25], frame[26]),
+                                  jnp.maximum(frame[27], frame[28])])
+        terms, air_time = self._reward_terms(data, info, action, previous_action, gravity_local,
+                                             frame[25:29], foot_contact, contact_vel, fell)
+        # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
+        terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
+        scaled = rw.scale_terms(terms, self.config.rewards.weights)
+        reward = sum(scaled.values())
+
+        resample = step >= info["next_command_step"]
+        new_command, new_command_step = self._sample_command(command_key, step)
+        command = jnp.where(resample, new_command, info["command"])
+        next_info = {
+            **info,
+            **push_info,
+            "rng": rng,
+            "step": step,
+            "command": command,
+            "next_command_step": jnp.where(resample, new_command_step, info["next_command_step"]),
+            "action_history": history,
+            "feet_air_time": air_time,
+            "last_foot_contact": foot_contact,
+            "amp_frame": frame,
+        }
+        clean_obs = self._clean_observation(data, action, command)
+        continuing = state.replace(
+            data=data,
+            obs=self._noisy(clean_obs, obs_key),
+            privileged_obs=self._privileged(clean_obs, data, frame, factors, push_force),
+            info=next_info,
+        )
+        next_state = tree_where(done, self.reset(reset_key), continuing)
+
+        heading_vel = self._heading_velocity(data)
+        metrics = {
+            **scaled,
+            "forward_velocity_mps": jnp.where(finite, heading_vel[0], 0.0),
+            "root_height_m": jnp.where(finite, data.qpos[2], 0.0),
+            "fell": fell.astype(jnp.float32),
+        }
+        terminal_frame = jnp.where(finite, frame, info["amp_frame"])
+        return next_state.replace(
+            reward=jnp.asarray(reward, jnp.float32),
+            done=done.astype(jnp.float32),
+            metrics={k: v.astype(jnp.float32) for k, v in metrics.items()},
+            info={
+                **next_state.info,
+                "truncated": (timed_out & ~fell).astype(jnp.float32),
+                "amp_prev_frame": info["amp_frame"],
+                "amp_terminal_frame": terminal_frame,
+            },
+        )
+
+    # ----------------------------------------------------------------- pieces
+    def _termination(self, data: mjx.Data) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(state is finite [], fell [], unit gravity in the root frame [3])."""
+        finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
+        gravity_local = rotate_inverse(data.qpos[3:7], jnp.asarray(_GRAVITY_DIR), jnp)
+        cfg = self.config.termination
+        fell = (~finite | (data.qpos[2] < cfg.min_root_height_m)
+                | (gravity_local[2] > -np.cos(cfg.max_tilt_rad)))
+        return finite, fell, gravity_local
+
+    def physics_model(self, factors: DomainFactors) -> mjx.Model:
+        """The model one environment steps with: nominal, or with its factors applied."""
+        if not self.config.randomization.enabled:
+            return self.model
+        return apply_factors(self.model, factors, self._joint_dofs)
+
+    def _simulate(self, data: mjx.Data, factors: DomainFactors) -> mjx.Data:
+        """``substeps`` physics steps, then kinematics so positions match the final qpos."""
+        model = self.physics_model(factors)
+        data = jax.lax.fori_loop(0, self.substeps, lambda _, d: mjx.step(model, d), data)
+        return mjx.kinematics(model, data)
+
+    def _reward_terms(self, data: mjx.Data, info: dict[str, Any], action: jax.Array,
+                      previous_action: jax.Array, gravity_local: jax.Array,
+                      point_contact: jax.Array, foot_contact: jax.Array,
+                      contact_vel: jax.Array, fell: jax.Array
+                      ) -> tuple[dict[str, jax.Array], jax.Array]:
+        cfg = self.config.rewards
+        command = info["command"]
+        ang_vel_world = _rotate(data.qpos[3:7], data.qvel[3:6])
+        moving = (jnp.linalg.norm(command[:2]) > cfg.min_command_speed_mps).astype(jnp.float32)
+        air_term, air_time = rw.feet_air_time(foot_contact, info["last_foot_contact"],
+                                              info["feet_air_time"], self.control_dt,
+                                              cfg.air_time_target_s, moving)
+        fell_f = fell.astype(jnp.float32)
+        terms = {
+            "tracking_lin_vel": rw.tracking_lin_vel(command, self._heading_velocity(data),
+                                                    cfg.tracking_sigma_lin),
+            "tracking_ang_vel": rw.tracking_ang_vel(command, ang_vel_world,
+                                                    cfg.tracking_sigma_ang),
+            "upright": rw.upright(gravity_local),
+            "base_height": rw.base_height(data.qpos[2], self._height_target),
+            "lin_vel_z": rw.lin_vel_z(data.qvel[0:3]),
+            "ang_vel_xy": rw.ang_vel_xy(data.qvel[3:6]),
+            "torque": rw.torque(data.actuator_force),
+            "action_rate": rw.action_rate(action, previous_action),
+            "joint_limit": rw.joint_limit(data.qpos[7:], self._soft_lower, self._soft_upper),
+            "feet_air_time": air_term,
+            "feet_slip": rw.feet_slip(point_contact, contact_vel),
+            "alive": 1.0 - fell_f,
+            "termination": fell_f,
+        }
+        return terms, air_time
+
+    def _heading_velocity(self, data: mjx.Data) -> jax.Array:
+        """Root linear velocity [3] in the heading frame (world rotated by the root's yaw)."""
+        w, x, y, z = data.qpos[3], data.qpos[4], data.qpos[5], data.qpos[6]
+        yaw = jnp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+        cos, sin = jnp.cos(yaw), jnp.sin(yaw)
+        vx, vy, vz = data.qvel[0], data.qvel[1], data.qvel[2]
+        return jnp.stack([cos * vx + sin * vy, -sin * vx + cos * vy, vz])
+
+    def _clean_observation(self, data: mjx.Data, action: jax.Array,
+                           command: jax.Array) -> jax.Array:
+        gravity_local = rotate_inverse(data.qpos[3:7], jnp.asarray(_GRAVITY_DIR), jnp)
+        return jnp.concatenate([
+            gravity_local, data.qvel[3:6], data.qpos[7:] - self._default_joints, data.qvel[6:],
+            action, command,
+        ]).astype(jnp.float32)
+
+    def _noisy(self, clean_obs: jax.Array, key: jax.Array) -> jax.Array:
+        if not self.config.noise.enabled:
+            return clean_obs
+        unit = jax.random.uniform(key, clean_obs.shape, jnp.float32, -1.0, 1.0)
+        return clean_obs + unit * self._noise_scale
+
+    def _privileged(self, clean_obs: jax.Array, data: mjx.Data, frame: jax.Array,
+                    factors: DomainFactors, push_force: jax.Array) -> jax.Array:
+        lin_vel_local = rotate_inverse(data.qpos[3:7], data.qvel[0:3], jnp)
+        return jnp.concatenate([
+            clean_obs, lin_vel_local, data.qpos[2:3], frame[25:29],
+            factors.privileged_vector(), push_force,
+        ]).astype(jnp.float32)
+
+    def _sample_command(self, key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """A command [3] and the control step [] at which to draw the next one."""
+        cfg = self.config.commands
+        keys = jax.random.split(key, 4)
+        command = jnp.stack([
+            jax.random.uniform(keys[i], (), jnp.float32, low, high)
+            for i, (low, high) in enumerate((cfg.vx_mps, cfg.vy_mps, cfg.yaw_rate_rps))
+        ])
+        low, high = (int(round(t / self.control_dt)) for t in cfg.resample_interval_s)
+        return command, step + jax.random.randint(keys[3], (), max(low, 1), max(high, 1) + 1)
+
+    def _push_interval(self, key: jax.Array, step: jax.Array) -> jax.Array:
+        low, high = (int(round(t / self.control_dt))
+                     for t in self.config.randomization.push.interval_s)
+        return step + jax.random.randint(key, (), max(low, 1), max(high, 1) + 1)
+
+    def _push(self, info: dict[str, Any], key: jax.Array) -> tuple[jax.Array, dict[str, Any]]:
+        """Force [3] on the root during this step, and the updated push bookkeeping."""
+        if not self._push_on:
+            return jnp.zeros(3, jnp.float32), {}
+        push = self.config.randomization.push
+        magnitude_key, heading_key, interval_key = jax.random.split(key, 3)
+        start = info["step"] == info["next_push_step"]
+        magnitude = jax.random.uniform(magnitude_key, (), jnp.float32, *push.force_n)
+        heading = jax.random.uniform(heading_key, (), jnp.float32, 0.0, 2.0 * np.pi)
+        new_force = magnitude * jnp.stack([jnp.cos(heading), jnp.sin(heading), 0.0])
+        force = jnp.where(start, new_force, info["push_force"])
+        steps_left = jnp.where(start, self._push_duration_steps, info["push_steps_left"])
+        applied = jnp.where(steps_left > 0, force, 0.0)
+        next_push = jnp.where(start, self._push_interval(interval_key, info["step"]),
+                              info["next_push_step"])
+        return applied, {
+            "push_force": applied,
+            "push_steps_left": jnp.maximum(steps_left - 1, 0).astype(jnp.int32),
+            "next_push_step": next_push,
+        }
+
+
+def _rotate(quat_wxyz: jax.Array, vec: jax.Array) -> jax.Array:
+    """R(q) v for a unit quaternion [4] and a vector [3]."""
+    conjugate = quat_wxyz * jnp.array([1.0, -1.0, -1.0, -1.0])
+    return rotate_inverse(conjugate, vec, jnp)
+
+
+def _substeps(control_dt: float, sim_dt: float) -> int:
+    if sim_dt <= 0 or control_dt <= 0:
+        raise ConfigError(f"control_dt ({control_dt}) and sim_dt ({sim_dt}) must be positive")
+    ratio = control_dt / sim_dt
+    substeps = int(round(ratio))
+    if substeps < 1 or abs(ratio - substeps) > 1e-6:
+        raise ConfigError(f"sim_dt {sim_dt} s must divide control_dt {control_dt} s evenly")
+    return substeps
+
