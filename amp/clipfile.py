@@ -12,7 +12,6 @@ attributes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -35,15 +34,6 @@ _ATTRS = ("schema_version", "fps", "robot", "layout", "source", "source_sha256",
 
 class ClipFileError(InputFileError):
     """An AMP clip file that is unreadable or breaks the schema."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=16)

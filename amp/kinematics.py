@@ -15,6 +15,7 @@ import numpy as np
 from scipy.interpolate import make_interp_spline
 
 from robots.errors import AmpkitError
+from robots.rotations import quat_slerp
 
 ROOT_QPOS = 7  # free joint: xyz + quaternion wxyz
 ROOT_QVEL = 6  # free joint: linear xyz + angular xyz
@@ -72,21 +73,6 @@ def make_hemisphere_continuous(q: np.ndarray) -> np.ndarray:
     return q * flips[:, None]
 
 
-def slerp(q0: np.ndarray, q1: np.ndarray, fraction: np.ndarray) -> np.ndarray:
-    """Spherical linear interpolation between [N, 4] unit quaternions at ``fraction`` [N]."""
-    dots = np.sum(q0 * q1, axis=-1)
-    q1 = np.where(dots[:, None] < 0.0, -q1, q1)
-    dots = np.abs(dots)
-    theta = np.arccos(np.clip(dots, -1.0, 1.0))
-    sin_theta = np.sin(theta)
-    nearly_equal = sin_theta < 1e-9
-    safe_sin = np.where(nearly_equal, 1.0, sin_theta)
-    w0 = np.where(nearly_equal, 1.0 - fraction, np.sin((1.0 - fraction) * theta) / safe_sin)
-    w1 = np.where(nearly_equal, fraction, np.sin(fraction * theta) / safe_sin)
-    out = w0[:, None] * q0 + w1[:, None] * q1
-    return out / np.linalg.norm(out, axis=-1, keepdims=True)
-
-
 def _cross_matrix(axis: np.ndarray) -> np.ndarray:
     """[3, 3] matrix K with K v = axis × v."""
     x, y, z = axis
@@ -127,7 +113,7 @@ def resample_qpos(qpos: np.ndarray, source_fps: float, target_fps: float) -> np.
     position = times * source_fps
     left = np.minimum(np.floor(position + 1e-9).astype(np.int64), num_frames - 2)
     fraction = np.clip(position - left, 0.0, 1.0)
-    quat_out = slerp(quat[left], quat[left + 1], fraction)
+    quat_out = quat_slerp(quat[left], quat[left + 1], fraction)
     return np.concatenate([linear_out[:, :3], quat_out, linear_out[:, 3:]], axis=1)
 
 

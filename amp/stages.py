@@ -16,11 +16,12 @@ from typing import Any
 from tqdm import tqdm
 
 import robots
-from amp.clipfile import file_sha256, layout_json, read_clip_features, write_clip
+from amp.clipfile import layout_json, read_clip_features, write_clip
 from amp.convert import ConvertConfig, convert_with_mirror, load_for_kinematics
 from amp.merge import MergeConfig, MergedDataset, merge_features
 from amp.mirror import MIRROR_SUFFIX, mirrored_name
 from robots.errors import AmpkitError
+from robots.io import file_sha256
 from robots.motion import read_motion
 
 

@@ -15,7 +15,6 @@ values, wrong array shapes, and unreadable or truncated files.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from retarget.human import NUM_BODY_JOINTS, HumanClip
 from robots.errors import InputFileError
+from robots.io import file_sha256
 
 FRAME_RATE_KEYS: tuple[str, ...] = ("mocap_frame_rate", "mocap_framerate")
 POSE_WIDTHS: dict[int, str] = {165: "SMPL-X", 156: "SMPL+H"}
@@ -34,15 +34,6 @@ _MIN_FRAMES = 2
 
 class AmassFormatError(InputFileError):
     """An AMASS ``.npz`` file that cannot be used as a motion clip."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of the file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_amass(path: str | Path) -> HumanClip:

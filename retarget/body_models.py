@@ -19,8 +19,8 @@ from typing import Protocol
 import numpy as np
 
 from retarget.human import NUM_BODY_JOINTS, HumanClip, HumanMotion
-from retarget.rotations import axis_angle_to_matrix
 from robots.errors import AmpkitError
+from robots.rotations import axis_angle_to_matrix
 
 BODY_MODEL_KINDS: tuple[str, ...] = ("skeleton", "smplx")
 DEFAULT_HEIGHT_M = 1.75

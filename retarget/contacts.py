@@ -22,8 +22,8 @@ import numpy as np
 from scipy.ndimage import binary_closing, binary_dilation, gaussian_filter1d
 
 from retarget.human import HumanMotion
-from retarget.rotations import quat_mul, quat_rotate, quat_unwrap
 from retarget.targets import FootPoses, PoseTrajectory
+from robots.rotations import quat_mul, quat_rotate, quat_unwrap
 
 NO_ANCHOR, HEEL_ANCHOR, TOE_ANCHOR = 0, 1, 2
 # Gaussian -3 dB point: |H(f)| = exp(-(2 pi f sigma)^2 / 2) = 1/sqrt(2) at f = this / sigma.

@@ -14,10 +14,10 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from retarget.rotations import quat_rotate_inverse, wxyz_to_xyzw
 from robots import Robot
 from robots.io import atomic_path
 from robots.motion import RobotMotion
+from robots.rotations import quat_rotate_inverse, wxyz_to_xyzw
 
 
 def gmr_dict(motion: RobotMotion, robot: Robot) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 import robots
-from retarget.amass import file_sha256, load_amass
+from retarget.amass import load_amass
 from retarget.body_models import BodyModel, make_body_model
 from retarget.contacts import (
     ContactConfig,
@@ -42,7 +42,6 @@ from retarget.human import HUMAN_MOTION_JOINTS, HumanClip, HumanMotion
 from retarget.ik import IKConfig, RobotIK, TrackTargets
 from retarget.mapping import FootMapping, IKMapping, load_mapping
 from retarget.quality import Keypoint, QualityConfig, clip_quality, frame_positions, summarize
-from retarget.rotations import axis_angle_to_quat, quat_mul, quat_slerp, quat_to_axis_angle
 from retarget.targets import (
     FootPoses,
     PoseTrajectory,
@@ -54,7 +53,9 @@ from retarget.targets import (
 )
 from robots import Robot
 from robots.errors import AmpkitError
+from robots.io import file_sha256
 from robots.motion import RobotMotion, read_motion, write_motion
+from robots.rotations import axis_angle_to_quat, quat_mul, quat_slerp, quat_to_axis_angle
 
 RETARGET_VERSION = 1
 """Bumped when the algorithm changes its output for the same parameters (outputs go stale)."""

@@ -35,7 +35,7 @@ from retarget.human import (
     HumanClip,
     HumanMotion,
 )
-from retarget.rotations import matrix_to_quat
+from robots.rotations import matrix_to_quat
 
 # Landmark heights above the floor, fraction of body height (Drillis & Contini / Winter).
 HIP_HEIGHT_RATIO = 0.530

@@ -40,7 +40,7 @@ from retarget.human import (
     HumanClip,
     HumanMotion,
 )
-from retarget.rotations import matrix_to_quat
+from robots.rotations import matrix_to_quat
 
 # Sole points on the real SMPL-X mesh (10,475 vertices). These are the vertex ids the smplx
 # package itself uses for its extra foot keypoints (smplx/vertex_ids.py, OpenPose-style

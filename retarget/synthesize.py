@@ -37,9 +37,9 @@ from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from retarget.body_models import forward_kinematics
 from retarget.human import NUM_BODY_JOINTS, SMPLX_BODY_JOINTS, SMPLX_PARENTS
-from retarget.rotations import matrix_to_axis_angle
 from retarget.skeleton import SkeletonBodyModel
 from robots.io import atomic_path, write_json_atomic
+from robots.rotations import matrix_to_axis_angle
 
 SMPLX_POSE_WIDTH = 165
 NUM_BETAS = 16

@@ -22,14 +22,14 @@ import numpy as np
 
 from retarget.human import HumanMotion
 from retarget.mapping import FootMapping, FrameMapping, IKMapping
-from retarget.rotations import (
+from robots import Robot
+from robots.errors import AmpkitError
+from robots.rotations import (
     matrix_to_quat,
     quat_between_vectors,
     quat_mul,
     quat_rotate,
 )
-from robots import Robot
-from robots.errors import AmpkitError
 
 _PELVIS = "pelvis"
 _MIN_SEGMENT_M = 1e-6

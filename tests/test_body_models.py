@@ -17,14 +17,14 @@ from retarget.human import (
     SMPLX_PARENTS,
     HumanClip,
 )
-from retarget.rotations import (
+from retarget.skeleton import SkeletonBodyModel
+from robots.rotations import (
     axis_angle_to_quat,
     quat_angle_between,
     quat_mul,
     quat_rotate,
     quat_to_matrix,
 )
-from retarget.skeleton import SkeletonBodyModel
 
 HEIGHT_M = 1.75
 J = SMPLX_BODY_JOINTS.index
@@ -299,7 +299,7 @@ def test_smplx_missing_gender_file(smplx_model) -> None:  # noqa: ANN001
 def test_rotation_conversions_agree_with_scipy() -> None:
     from scipy.spatial.transform import Rotation
 
-    from retarget.rotations import (
+    from robots.rotations import (
         axis_angle_to_matrix,
         matrix_to_quat,
         quat_canonical,
@@ -329,7 +329,7 @@ def test_rotation_conversions_agree_with_scipy() -> None:
 
 
 def test_quaternion_algebra() -> None:
-    from retarget.rotations import (
+    from robots.rotations import (
         quat_between_vectors,
         quat_conj,
         quat_from_yaw,

@@ -15,8 +15,8 @@ from retarget.contacts import (
     lowpass_outside_contacts,
     plan_foot,
 )
-from retarget.rotations import quat_from_yaw, quat_rotate, quat_yaw
 from retarget.targets import FootPoses, PoseTrajectory
+from robots.rotations import quat_from_yaw, quat_rotate, quat_yaw
 
 FPS = 50.0
 HEEL = np.array([-0.035, 0.0, -0.05])  # WildRobot sole sites in the foot body frame

@@ -10,7 +10,6 @@ import pytest
 import robots
 from retarget.human import HUMAN_MOTION_JOINTS, NUM_BODY_JOINTS, HumanClip, HumanMotion
 from retarget.mapping import MappingError, load_mapping, mapping_path
-from retarget.rotations import matrix_to_axis_angle, quat_from_yaw, quat_mul, quat_yaw
 from retarget.skeleton import (
     ANKLE_HEIGHT_RATIO,
     HIP_HEIGHT_RATIO,
@@ -19,6 +18,7 @@ from retarget.skeleton import (
 )
 from retarget.targets import RobotGeometry, foot_poses, frame_targets, scale_human
 from robots.errors import InputFileError
+from robots.rotations import matrix_to_axis_angle, quat_from_yaw, quat_mul, quat_yaw
 
 HEIGHT_M = 1.75
 # SMPL-X canonical (Y up, facing +Z, left +X) -> Z-up world facing +X.
