@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
+import hashlib
 import json
 import multiprocessing
 import os
@@ -127,12 +129,28 @@ class ClipResult:
     iterations: np.ndarray
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """SHA-256 over the source of ``retarget`` and ``robots`` (the code that makes a motion).
+
+    Recorded with the parameters so that an output made by older code is never "current".
+    """
+    digest = hashlib.sha256()
+    for package in (Path(__file__).parent, Path(robots.__file__).parent):
+        for path in sorted(package.rglob("*")):
+            if path.suffix in (".py", ".xml", ".toml") and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(package.parent).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def retarget_params(config: RetargetConfig, mapping: IKMapping) -> dict[str, Any]:
     """The parameters recorded in every output (and compared to decide if it is current)."""
     settings = dataclasses.asdict(config)
     del settings["formats"]  # which files are written, not what is in them
     params = {
         "version": RETARGET_VERSION,
+        "code_sha256": code_fingerprint(),
         "mapping_file": mapping.path.name,
         "mapping_sha256": mapping.sha256,
         "human_joint_names": list(HUMAN_MOTION_JOINTS),

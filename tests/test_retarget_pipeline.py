@@ -142,3 +142,26 @@ def test_bad_params_are_a_clear_error(source, tmp_path, capsys):
     code, _ = _run(source, tmp_path, "--jobs", "1")
     assert code == 2
     assert "max_iteratons" in capsys.readouterr().err
+
+
+def test_outputs_of_other_code_are_redone(source, tmp_path, monkeypatch):
+    import retarget.retarget
+
+    _run(source, tmp_path, "--jobs", "1")
+    monkeypatch.setattr(retarget.retarget, "code_fingerprint", lambda: "0" * 64)
+    code, metrics = _run(source, tmp_path, "--jobs", "1")
+    assert code == 0 and metrics["clips"]["walk_a"]["status"] == "ok"
+    assert read_motion(tmp_path / "walk_a.h5").retarget_params["code_sha256"] == "0" * 64
+
+
+def test_include_exclude_and_prune(source, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("source:\n  include: ['*.npz']\n  exclude: ['sub/*', 'bad.npz']\n")
+    code = main(["--src", str(source), "--out", str(tmp_path / "out"), "--params", str(params),
+                 "--metrics", str(tmp_path / "m.json"), "--no-progress", "--jobs", "1"])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.h5")) == ["walk_a.h5"]
+    (tmp_path / "out" / "stale.h5").write_bytes(b"stale")
+    main(["--src", str(source), "--out", str(tmp_path / "out"), "--params", str(params),
+          "--metrics", str(tmp_path / "m.json"), "--no-progress", "--jobs", "1", "--prune"])
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.h5")) == ["walk_a.h5"]
