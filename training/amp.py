@@ -1,0 +1,413 @@
+"""AMP+PPO training: ``python -m training.amp --data data/amp/merged.h5``.
+
+The host loop only calls the one jitted iteration (:mod:`training.iteration`), then logs,
+evaluates, checkpoints and reports progress. Usage::
+
+    python -m training.amp --data data/amp/merged.h5                    # cpu-smoke preset
+    python -m training.amp --data data/amp/merged.h5 --preset gpu --out runs/gpu
+    python -m training.amp --data data/amp/merged.h5 --out runs/gpu --resume \\
+        --set num_iterations=8000
+    python -m training.amp --data … --set ppo.num_envs=64 --set amp.style_weight=0.7 \\
+        --set env.randomization.enabled=false
+
+On several visible devices the environment batch is sharded over all of them
+(``--set num_devices=N`` to use fewer). ``--resume`` continues bit for bit on the same device
+kind; on GPUs that needs deterministic XLA kernels (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``,
+at some cost in speed). GPU install: ``pip install -e '.[gpu]'`` (jax[cuda12]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from amp.dataset import AmpDataset, load_dataset, sample_pairs
+from robots.errors import AmpkitError
+from training import checkpoint as ckpt
+from training import sharding
+from training.config import PRESETS, ConfigError, TrainConfig, apply_overrides, preset
+from training.config_utils import build_config
+from training.iteration import (
+    SampleFn,
+    evaluate_policy,
+    param_leaf_paths,
+    training_iteration,
+)
+from training.run_log import RunLog, write_final_metrics
+from training.train_state import Networks, TrainState, init_train_state, make_networks
+
+RUN_LENGTH_KEYS = ("num_iterations", "checkpoint_every", "keep_checkpoints", "log_every",
+                   "eval_every", "eval_envs", "eval_steps")
+"""Config keys a resumed run may change without breaking bit-for-bit continuation (for the
+linear learning-rate schedule, ``num_iterations`` does change the rate)."""
+
+
+class NonFiniteError(AmpkitError, FloatingPointError):
+    """A NaN or inf appeared in a loss, metric or parameter; the run stopped."""
+
+
+class DataMismatchError(AmpkitError, ValueError):
+    """``--resume`` with a dataset other than the one the checkpoint was trained on."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes.
+
+    Attributes:
+        out: Run directory (checkpoints/, tb/).
+        metrics_json: Final figures (DVC metrics).
+        progress_csv: Per-iteration CSV (DVC plot).
+    """
+
+    out: Path
+    metrics_json: Path
+    progress_csv: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / "checkpoints"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.out / "tb"
+
+    @classmethod
+    def under(cls, out: str | Path) -> RunPaths:
+        """Everything inside ``out`` (metrics in ``out/metrics``)."""
+        out = Path(out)
+        return cls(out, out / "metrics" / "train.json", out / "metrics" / "train_progress.csv")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`: the final state, last metrics, and the last checkpoint."""
+
+    state: TrainState
+    metrics: dict[str, float]
+    iteration: int
+    checkpoint: Path | None
+
+
+def env_overrides_dict(config: TrainConfig) -> dict[str, Any]:
+    """``env_overrides`` pairs with dotted keys → the nested dict ``training.envs.load`` takes."""
+    nested: dict[str, Any] = {}
+    for key, value in config.env_overrides:
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def load_env(config: TrainConfig) -> Any:
+    from training import envs
+
+    env = envs.load(config.env, env_overrides_dict(config))
+    env._ampkit_loaded_as = (config.env, config.env_overrides)
+    return env
+
+
+def load_reference(path: str | Path, env: Any, verify_hash: bool = True) -> AmpDataset:
+    """The merged dataset, refused (``DatasetFileError``) when its robot, feature layout or
+    frame rate differ from the environment's."""
+    if env.amp_feature_size != 29:
+        raise AmpkitError(f"environment AMP frames have {env.amp_feature_size} numbers; "
+                          "the dataset layout has 29")
+    return load_dataset(path, env.robot.spec, expected_fps=round(1.0 / env.control_dt, 9),
+                        verify_hash=verify_hash)
+
+
+_COMPILED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def compiled_iteration(env: Any, networks: Networks, config: TrainConfig, mesh: Any,
+                       shardings: Any, dataset_sharding: Any, sample_fn: SampleFn) -> Any:
+    """The jitted iteration for this (env, config, mesh), built once per process."""
+    key = (_env_key(env, config), _compile_key(config), tuple(d.id for d in mesh.devices.flat),
+           sample_fn)
+    if key not in _COMPILED:
+        def step(state: TrainState, dataset: Any) -> Any:
+            return training_iteration(state, dataset, env=env, networks=networks,
+                                      config=config, sample_fn=sample_fn)
+
+        replicated = sharding.replicated(mesh)
+        fn = jax.jit(step, in_shardings=(shardings, dataset_sharding),
+                     out_shardings=(shardings, replicated, replicated), donate_argnums=0)
+        _COMPILED[key] = (env, fn)  # keep env alive so its id is never reused
+    return _COMPILED[key][1]
+
+
+def _env_key(env: Any, config: TrainConfig) -> Any:
+    """Environments built by name from the same config are interchangeable; others by object."""
+    if getattr(env, "_ampkit_loaded_as", None) == (config.env, config.env_overrides):
+        return env._ampkit_loaded_as
+    return id(env)
+
+
+def _compile_key(config: TrainConfig) -> TrainConfig:
+    """The config with the fields the iteration never reads blanked, so e.g. a resumed run
+    with more iterations reuses the compiled iteration."""
+    blank = dict.fromkeys(RUN_LENGTH_KEYS, 0)
+    if config.ppo.lr_schedule != "linear":
+        return dataclasses.replace(config, **blank)
+    return dataclasses.replace(config, **{k: 0 for k in blank if k != "num_iterations"})
+
+
+def check_finite(iteration: int, metrics: dict[str, float], finite: np.ndarray,
+                 leaf_paths: list[str], last_checkpoint: Path | None) -> None:
+    """Raise :class:`NonFiniteError` naming the first non-finite metrics and parameters."""
+    bad_metrics = [k for k, v in metrics.items() if not np.isfinite(v)]
+    bad_params = [p for p, ok in zip(leaf_paths, finite, strict=True) if not ok]
+    if not bad_metrics and not bad_params:
+        return
+    parts = []
+    if bad_metrics:
+        parts.append(f"loss/metric {', '.join(bad_metrics[:5])}")
+    if bad_params:
+        parts.append(f"parameter {', '.join(bad_params[:5])}")
+    kept = f"last good checkpoint: {last_checkpoint}" if last_checkpoint else "no checkpoint yet"
+    raise NonFiniteError(f"NaN/inf at iteration {iteration} in {'; '.join(parts)}; "
+                         f"the run stopped ({kept})")
+
+
+def check_resume_compatible(meta: dict[str, Any], config: TrainConfig, dataset_sha: str,
+                            allow_data_mismatch: bool, path: Path) -> None:
+    recorded_sha = meta.get("dataset", {}).get("content_sha256")
+    if recorded_sha != dataset_sha and not allow_data_mismatch:
+        raise DataMismatchError(
+            f"{path}: checkpoint was trained on dataset content_sha256 {recorded_sha}, --data "
+            f"has {dataset_sha}; pass --allow-data-mismatch to continue anyway")
+    recorded = {k: v for k, v in meta["config"].items() if k not in RUN_LENGTH_KEYS}
+    as_json = json.loads(json.dumps(config.to_dict(), default=str))  # tuples → lists
+    current = {k: v for k, v in as_json.items() if k not in RUN_LENGTH_KEYS}
+    changed = sorted(k for k in current if recorded.get(k) != current[k])
+    if changed:
+        raise ckpt.CheckpointError(f"{path}: config differs from the checkpoint's in {changed}; "
+                                   "resuming needs the same settings (start a new --out instead)")
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Rebuild a :class:`TrainConfig` from :meth:`TrainConfig.to_dict` output."""
+    values = dict(values)
+    overrides = values.pop("env_overrides", {}) or {}
+    config = build_config(TrainConfig, values, where="checkpoint config")
+    return dataclasses.replace(config, env_overrides=tuple(sorted(overrides.items())))
+
+
+class _Run:
+    """The host side of one training run (state lives on the devices)."""
+
+    def __init__(self, config: TrainConfig, env: Any, dataset: AmpDataset,
+                 paths: RunPaths) -> None:
+        self.config, self.env, self.dataset, self.paths = config, env, dataset, paths
+        self.mesh = sharding.make_mesh(config.num_devices)
+        sharding.check_divisible(config.ppo.num_envs, self.mesh)
+        self.networks = make_networks(config, env)
+        shape = jax.eval_shape(lambda: init_train_state(config, env, self.networks))
+        self.shardings = sharding.state_shardings(shape, self.mesh)
+        self.dataset_arrays = sharding.put_replicated(dataset.arrays, self.mesh)
+        self.iteration_fn = compiled_iteration(
+            env, self.networks, config, self.mesh, self.shardings,
+            sharding.replicated(self.mesh), sample_pairs)
+        self.leaf_paths = param_leaf_paths(shape)
+        self.evaluate_fn = jax.jit(
+            lambda s, k: evaluate_policy(s, env, self.networks, config, k))
+        self.last_checkpoint: Path | None = None
+
+    def fresh_state(self) -> TrainState:
+        init = jax.jit(lambda: init_train_state(self.config, self.env, self.networks),
+                       out_shardings=self.shardings)
+        return init()
+
+    def restore(self, path: Path, allow_data_mismatch: bool) -> TrainState:
+        meta = ckpt.read_meta(path)
+        check_resume_compatible(meta, self.config, self.dataset.content_sha256,
+                                allow_data_mismatch, path)
+        template = jax.eval_shape(lambda: init_train_state(self.config, self.env,
+                                                           self.networks))
+        state, _ = ckpt.load_checkpoint(path, template)
+        self.last_checkpoint = path
+        return jax.device_put(state, self.shardings)
+
+    def metadata(self, iteration: int) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "dataset": {"path": str(self.dataset.path),
+                        "content_sha256": self.dataset.content_sha256},
+            "robot": self.env.robot.name,
+            "git_commit": ckpt.git_commit(Path(__file__).parent),
+            "env_steps": iteration * self.config.transitions_per_iteration,
+            "jax_version": jax.__version__,
+            "devices": [str(d) for d in self.mesh.devices.flat],
+        }
+
+    def save(self, state: TrainState, iteration: int) -> Path:
+        self.last_checkpoint = ckpt.save_checkpoint(
+            self.paths.checkpoints, state, iteration, self.metadata(iteration),
+            keep=self.config.keep_checkpoints)
+        return self.last_checkpoint
+
+    def evaluate(self, state: TrainState, iteration: int) -> dict[str, float]:
+        # Its own key stream: evaluating never changes the training state or its randomness.
+        rng = jax.random.fold_in(jax.random.PRNGKey(self.config.seed + 1), iteration)
+        metrics = self.evaluate_fn(state, rng)
+        return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
+def train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *,
+          env: Any = None, resume: bool = False, allow_data_mismatch: bool = False,
+          stop_at: int | None = None, progress: bool = True) -> TrainResult:
+    """Train (or, with ``resume``, continue from the newest checkpoint in ``paths``).
+
+    Args:
+        config: The run's settings.
+        data: Merged dataset path, or an already loaded :class:`AmpDataset`.
+        paths: Output locations.
+        env: An environment object (default: ``training.envs.load(config.env, …)``).
+        resume: Continue from ``paths.checkpoints``' newest checkpoint.
+        allow_data_mismatch: Resume even if the dataset's content hash differs.
+        stop_at: Stop (with a checkpoint) after this iteration, as if interrupted there.
+        progress: Show a progress bar.
+    Raises:
+        NonFiniteError: NaN/inf in a loss or parameter (the last good checkpoint is kept).
+    """
+    config = config.validate()
+    env = env if env is not None else load_env(config)
+    dataset = data if isinstance(data, AmpDataset) else load_reference(data, env)
+    run = _Run(config, env, dataset, paths)
+    start = 0
+    if resume:
+        latest = ckpt.latest_checkpoint(paths.checkpoints)
+        if latest is None:
+            raise ckpt.CheckpointError(f"{paths.checkpoints}: no checkpoint to resume from")
+        state = run.restore(latest, allow_data_mismatch)
+        start = int(ckpt.read_meta(latest)["iteration"])
+    else:
+        state = run.fresh_state()
+    end = min(config.num_iterations, stop_at if stop_at is not None else config.num_iterations)
+    log = RunLog(paths.tensorboard, paths.progress_csv, start if resume else None)
+    try:
+        state, metrics = _loop(run, state, start, end, log, progress)
+    finally:
+        log.close()
+    if end > start or run.last_checkpoint is None:
+        run.save(state, end)
+    _write_summary(run, paths, end, metrics, log)
+    return TrainResult(state, metrics, end, run.last_checkpoint)
+
+
+def _loop(run: _Run, state: TrainState, start: int, end: int, log: RunLog,
+          progress: bool) -> tuple[TrainState, dict[str, float]]:
+    from tqdm import tqdm
+
+    config = run.config
+    per_iteration = config.transitions_per_iteration
+    metrics: dict[str, float] = {}
+    bar = tqdm(total=config.num_iterations, initial=start, disable=not progress,
+               unit="it", dynamic_ncols=True, file=sys.stderr)
+    clock = time.perf_counter()
+    for iteration in range(start + 1, end + 1):
+        state, device_metrics, finite = run.iteration_fn(state, run.dataset_arrays)
+        host_metrics, finite = jax.device_get((device_metrics, finite))
+        metrics = {k: float(v) for k, v in host_metrics.items()}
+        check_finite(iteration, metrics, np.asarray(finite), run.leaf_paths,
+                     run.last_checkpoint)
+        steps_per_s = per_iteration / max(time.perf_counter() - clock, 1e-9)
+        if config.eval_every and iteration % config.eval_every == 0:
+            metrics.update(run.evaluate(state, iteration))
+        if iteration % config.log_every == 0 or iteration == end:
+            log.record(iteration, iteration * per_iteration, steps_per_s, metrics)
+        if iteration % config.checkpoint_every == 0 and iteration != end:
+            run.save(state, iteration)
+            log.flush()
+        bar.update(1)
+        bar.set_postfix(steps_per_s=f"{steps_per_s:,.0f}",
+                        task=f"{metrics['rollout/task_reward']:.3f}")
+        clock = time.perf_counter()  # logging, evaluation and saving are not training time
+    bar.close()
+    return state, metrics
+
+
+def _write_summary(run: _Run, paths: RunPaths, iteration: int, metrics: dict[str, float],
+                   log: RunLog) -> None:
+    rates = [float(r["env_steps_per_s"]) for r in log.rows[1:]] or [0.0]
+    summary = {
+        "iteration": iteration,
+        "env_steps": iteration * run.config.transitions_per_iteration,
+        "env_steps_per_s_median": float(np.median(rates)),
+        "dataset_content_sha256": run.dataset.content_sha256,
+        "checkpoint": str(run.last_checkpoint),
+        "final": metrics,
+    }
+    write_final_metrics(paths.metrics_json, summary)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.amp", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="merged AMP dataset (.h5)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="settings preset (default cpu-smoke; on --resume the checkpoint's)")
+    parser.add_argument("--out", type=Path, default=Path("runs/amp"), help="run directory")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in --out")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config field (repeatable)")
+    parser.add_argument("--allow-data-mismatch", action="store_true",
+                        help="resume although --data differs from the checkpoint's dataset")
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"),
+                        help="final metrics JSON")
+    parser.add_argument("--plot", type=Path, default=Path("metrics/train_progress.csv"),
+                        help="per-iteration CSV")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Preset + ``--set``; on ``--resume`` the checkpoint's config + ``--set``."""
+    if args.resume:
+        latest = ckpt.latest_checkpoint(args.out / "checkpoints")
+        if latest is None:
+            raise ckpt.CheckpointError(f"{args.out / 'checkpoints'}: no checkpoint to resume")
+        base = config_from_dict(ckpt.read_meta(latest)["config"])
+        if args.preset is not None and preset(args.preset) != base:
+            print(f"note: --preset {args.preset} ignored on --resume; using the checkpoint's "
+                  "config", file=sys.stderr)
+    else:
+        base = preset(args.preset or "cpu-smoke")
+    return apply_overrides(base, args.overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    paths = RunPaths(args.out, args.metrics, args.plot)
+    try:
+        config = resolve_config(args)
+        result = train(config, args.data, paths, resume=args.resume,
+                       allow_data_mismatch=args.allow_data_mismatch,
+                       progress=not args.no_progress)
+    except NonFiniteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except (AmpkitError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"trained {result.iteration} iterations; checkpoint {result.checkpoint}; "
+          f"metrics {paths.metrics_json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
