@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import robots
+from robots.io import _umask
 from robots.motion import RobotMotion, read_motion, write_motion
 
 
@@ -45,6 +46,7 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
         assert getattr(loaded, name) == getattr(original, name), name
     assert loaded.duration_s == pytest.approx(39 / 60)
     assert [p.name for p in tmp_path.iterdir()] == ["clip.h5"], "temporary file left behind"
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~_umask(), "atomic write changed the file mode"
 
 
 def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
