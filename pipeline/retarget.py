@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="worker processes (default: all cores)")
     parser.add_argument("--metrics", type=Path, default=DEFAULT_METRICS,
                         help=f"metrics file (default: {DEFAULT_METRICS})")
+    parser.add_argument("--summary", type=Path,
+                        help="run summary only, for `dvc metrics show` (default: beside "
+                             "--metrics, named <stem>_summary.json)")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS,
                         help=f"parameters file (default: {DEFAULT_PARAMS})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     metrics = report.metrics()
     write_json_atomic(args.metrics, metrics)
+    summary_path = args.summary or args.metrics.with_name(f"{args.metrics.stem}_summary.json")
+    write_json_atomic(summary_path, {**metrics["summary"], "rejected": metrics["rejected"]})
     summary = metrics["summary"]
     for name, reason in metrics["rejected"].items():
         print(f"retarget: rejected {name}: {reason}", file=sys.stderr)

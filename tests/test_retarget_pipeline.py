@@ -54,6 +54,8 @@ def test_good_clips_come_out_and_the_corrupt_one_is_reported(source, first_run):
     assert set(metrics["clips"]) == {"walk_a", "sub/walk_b"}
     summary = metrics["summary"]
     assert summary["clips_retargeted"] == 2 and summary["clips_rejected"] == 1
+    brief = json.loads((out / "metrics_summary.json").read_text())
+    assert brief["clips_rejected"] == 1 and list(brief["rejected"]) == ["bad"]
     assert summary["frames_per_second_per_process"] > 0
 
 
