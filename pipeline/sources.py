@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.params import ParamsError, build_config, load_section
+from pipeline.params import ConfigError, build_config, load_section
 from retarget.body_models import BODY_MODEL_KINDS
 from retarget.retarget import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 
@@ -32,7 +32,7 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
-            raise ParamsError(f"source.kind {self.kind!r}; valid kinds: {', '.join(SOURCE_KINDS)}")
+            raise ConfigError(f"source.kind {self.kind!r}; valid kinds: {', '.join(SOURCE_KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,10 @@ class BodyModelConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in BODY_MODEL_KINDS:
-            raise ParamsError(
+            raise ConfigError(
                 f"body_model.kind {self.kind!r}; valid kinds: {', '.join(BODY_MODEL_KINDS)}")
         if self.kind == "smplx" and not self.dir:
-            raise ParamsError("body_model.kind is smplx but body_model.dir is not set")
+            raise ConfigError("body_model.kind is smplx but body_model.dir is not set")
 
 
 def load_source(params: str | Path) -> SourceConfig:

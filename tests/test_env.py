@@ -15,8 +15,8 @@ import pytest
 from amp_fixtures import synthetic_motion
 from mujoco import mjx
 
+from robots.config import ConfigError
 from training import envs
-from training.config_utils import ConfigError
 from training.envs.randomization import nominal_factors
 
 BATCH = 8

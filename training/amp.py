@@ -32,11 +32,11 @@ import jax
 import numpy as np
 
 from amp.dataset import AmpDataset, load_dataset, sample_pairs
+from robots.config import build_config
 from robots.errors import AmpkitError
 from training import checkpoint as ckpt
 from training import sharding
 from training.config import PRESETS, ConfigError, TrainConfig, apply_overrides, preset
-from training.config_utils import build_config
 from training.iteration import (
     SampleFn,
     evaluate_policy,

@@ -14,11 +14,9 @@ from typing import Any
 
 import yaml
 
-from robots.errors import AmpkitError
+from robots.config import ConfigError
 
-
-class ConfigError(AmpkitError, ValueError):
-    """A preset name or ``--set`` override that does not fit the config."""
+__all__ = ["PRESETS", "ConfigError", "TrainConfig", "apply_overrides", "preset"]
 
 
 @dataclass(frozen=True)

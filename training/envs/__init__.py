@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from robots.config import build_config
 from robots.errors import AmpkitError
-from training.config_utils import build_config
 from training.envs.base import Env, State
 
 __all__ = ["DEFAULT_ENV", "Env", "State", "UnknownEnvError", "load", "register", "registered"]
@@ -58,7 +58,7 @@ def load(name: str = DEFAULT_ENV, overrides: dict[str, Any] | None = None) -> En
             ``{"randomization": {"enabled": False}, "rewards": {"weights": {"torque": 0.0}}}``.
     Raises:
         UnknownEnvError: ``name`` is not registered (lists the names).
-        training.config_utils.ConfigError: an unknown override key (lists the valid keys).
+        robots.config.ConfigError: an unknown override key (lists the valid keys).
     """
     if name not in _REGISTRY:
         raise UnknownEnvError(name, registered())

@@ -26,7 +26,7 @@ import numpy as np
 from flax import struct
 from mujoco import mjx
 
-from training.config_utils import ConfigError
+from robots.config import ConfigError
 
 
 @dataclass(frozen=True)

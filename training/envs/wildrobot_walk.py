@@ -50,7 +50,7 @@ from mujoco import mjx
 
 import robots
 from amp.features import FEATURE_DIM, ContactRule, amp_features, rotate_inverse
-from training.config_utils import ConfigError
+from robots.config import ConfigError
 from training.envs import rewards as rw
 from training.envs.base import Env, State, tree_where
 from training.envs.randomization import (

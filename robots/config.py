@@ -1,4 +1,4 @@
-"""Typed configs from plain override dicts (``training`` must not import ``pipeline``).
+"""Typed configs from plain nested dicts: params.yaml sections and command-line overrides.
 
 ``build_config(Cls, {"rewards": {"torque": -1e-4}})`` gives ``Cls`` with defaults everywhere
 except the named fields; nested dataclass fields take nested dicts, lists become tuples, and an
