@@ -102,14 +102,16 @@ def read_clip_features(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Only what merging needs: features [T, 29] float32 and the header attributes.
 
     Returns:
-        features and a dict with ``schema_version``, ``fps``, ``robot``, ``layout`` (raw JSON).
+        features and a dict with ``schema_version``, ``fps``, ``robot``, ``layout`` (raw JSON)
+        and ``contact_rule`` (the ContactRule fields the contacts were labelled with).
     """
     path = Path(path)
     try:
         with LeanReader(path) as reader:
             header = {"schema_version": int(reader.attr("schema_version")),
                       "fps": float(reader.attr("fps")), "robot": str(reader.attr("robot")),
-                      "layout": str(reader.attr("layout"))}
+                      "layout": str(reader.attr("layout")),
+                      "contact_rule": json.loads(str(reader.attr("convert_params")))["contact"]}
             if header["schema_version"] != CLIP_SCHEMA_VERSION:
                 raise ClipFileError(path, f"schema_version {header['schema_version']}, this "
                                           f"ampkit reads {CLIP_SCHEMA_VERSION}")

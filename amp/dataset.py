@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from amp.clipfile import layout_json
+from amp.features import ContactRule
 from amp.merge import DatasetFileError, MergedDataset, read_merged
 from robots.spec import RobotSpec
 
@@ -53,6 +54,11 @@ class AmpDataset:
     @property
     def content_sha256(self) -> str:
         return self.data.content_sha256
+
+    @property
+    def contact_rule(self) -> ContactRule:
+        """The rule the dataset's contacts were labelled with; the simulator must use it."""
+        return ContactRule(**self.data.contact_rule)
 
     @property
     def num_frames(self) -> int:

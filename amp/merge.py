@@ -22,14 +22,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from amp.features import FEATURE_DIM
+from amp.features import FEATURE_DIM, ContactRule
 from robots.errors import AmpkitError, InputFileError
-from robots.h5io import write_file
+from robots.h5io import LeanReader, write_file
 from robots.io import atomic_path
 
 DATASET_SCHEMA_VERSION = 1
 _DATASETS = ("features", "clip_start", "clip_length", "clip_name", "clip_weight", "mean", "std")
-_ATTRS = ("fps", "robot", "layout", "schema_version", "content_sha256")
+_ATTRS = ("fps", "robot", "layout", "schema_version", "content_sha256", "contact_rule")
 
 
 class DatasetFileError(InputFileError):
@@ -81,6 +81,7 @@ class MergedDataset:
     schema_version: int = DATASET_SCHEMA_VERSION
     merge_params: dict[str, Any] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    contact_rule: dict[str, Any] = field(default_factory=lambda: asdict(ContactRule()))
 
     @property
     def num_frames(self) -> int:
@@ -154,9 +155,12 @@ def content_hash(features: np.ndarray, clip_name: tuple[str, ...], clip_length: 
 
 
 def merge_features(clips: list[tuple[str, np.ndarray]], fps: float, robot: str, layout: str,
-                   config: MergeConfig, inputs: list[dict[str, Any]] | None = None
-                   ) -> MergedDataset:
+                   config: MergeConfig, inputs: list[dict[str, Any]] | None = None,
+                   contact_rule: dict[str, Any] | None = None) -> MergedDataset:
     """Merge already validated clips (name, features [L, 29]) in the given order.
+
+    ``contact_rule`` is the ContactRule (as a dict) every clip's contacts were labelled with;
+    the simulator must label its contacts the same way (default: ``ContactRule()``).
 
     Raises:
         MergeError: no clips, duplicate names, or all weights zero.
@@ -176,7 +180,8 @@ def merge_features(clips: list[tuple[str, np.ndarray]], fps: float, robot: str, 
         features=features, clip_start=starts, clip_length=lengths, clip_name=names,
         clip_weight=weights, mean=mean, std=std, fps=float(fps), robot=robot, layout=layout,
         content_sha256=content_hash(features, names, lengths, weights, layout, fps, robot),
-        merge_params=config.as_record(), inputs=list(inputs or []))
+        merge_params=config.as_record(), inputs=list(inputs or []),
+        contact_rule=dict(contact_rule or asdict(ContactRule())))
 
 
 def write_merged(path: str | Path, data: MergedDataset) -> None:
@@ -198,6 +203,7 @@ def write_merged(path: str | Path, data: MergedDataset) -> None:
         "content_sha256": data.content_sha256,
         "merge_params": json.dumps(data.merge_params, sort_keys=True),
         "inputs": json.dumps(data.inputs, sort_keys=True),
+        "contact_rule": json.dumps(data.contact_rule, sort_keys=True),
     }
     with atomic_path(path) as tmp:
         write_file(tmp, datasets, attrs)
@@ -233,7 +239,8 @@ def read_merged(path: str | Path, verify_hash: bool = True) -> MergedDataset:
             layout=str(f.attrs["layout"]), content_sha256=str(f.attrs["content_sha256"]),
             schema_version=version,
             merge_params=json.loads(f.attrs.get("merge_params", "{}")),
-            inputs=json.loads(f.attrs.get("inputs", "[]")))
+            inputs=json.loads(f.attrs.get("inputs", "[]")),
+            contact_rule=json.loads(f.attrs["contact_rule"]))
     _check_consistent(path, data)
     if verify_hash:
         actual = content_hash(data.features, data.clip_name, data.clip_length, data.clip_weight,
@@ -243,6 +250,22 @@ def read_merged(path: str | Path, verify_hash: bool = True) -> MergedDataset:
                 path, f"content_sha256 {data.content_sha256[:12]}… does not match the "
                       f"content ({actual[:12]}…): the file was modified or is damaged")
     return data
+
+
+def read_contact_rule(path: str | Path) -> dict[str, Any]:
+    """The ContactRule fields a merged dataset's contacts were labelled with (attribute only).
+
+    Raises:
+        DatasetFileError: unreadable file or no ``contact_rule`` attribute.
+    """
+    path = Path(path)
+    try:
+        with LeanReader(path) as reader:
+            return json.loads(str(reader.attr("contact_rule")))
+    except KeyError:
+        raise DatasetFileError(path, "not a merged AMP dataset: missing 'contact_rule'") from None
+    except OSError as exc:
+        raise DatasetFileError(path, f"cannot open as HDF5 ({exc})") from exc
 
 
 def _check_consistent(path: Path, data: MergedDataset) -> None:

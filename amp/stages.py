@@ -187,6 +187,7 @@ def merge_directory(in_dir: str | Path, config: MergeConfig,
     report.inputs = len(inputs)
     robot = config.robot
     layouts: dict[str, str] = {}
+    contact_rule: dict[str, Any] | None = None  # the first accepted clip's; all must agree
     clips: list[tuple[str, Any]] = []
     provenance: list[dict[str, Any]] = []
     for name, path in tqdm(inputs, desc="merge", unit="clip", disable=not progress):
@@ -197,6 +198,9 @@ def merge_directory(in_dir: str | Path, config: MergeConfig,
             if clip_robot not in layouts:
                 layouts[clip_robot] = layout_json(robots.load_spec(clip_robot).amp_joint_names)
             _check_header(header, clip_robot, layouts[clip_robot], config)
+            if contact_rule is not None and header["contact_rule"] != contact_rule:
+                raise AmpkitError(f"contacts labelled with {header['contact_rule']}, the "
+                                  f"dataset's with {contact_rule}: convert all clips alike")
             if features.shape[0] < config.min_frames:
                 raise AmpkitError(
                     f"{features.shape[0]} frames, fewer than min_frames={config.min_frames}")
@@ -205,12 +209,14 @@ def merge_directory(in_dir: str | Path, config: MergeConfig,
             report.reject(path, exc)
             continue
         robot = clip_robot
+        contact_rule = header["contact_rule"]
         clips.append((name, features))
         provenance.append({"name": name, "file": path.relative_to(in_dir).as_posix(),
                            "sha256": sha})
     if not clips or robot is None:
         return None, report
-    data = merge_features(clips, config.fps, robot, layouts[robot], config, provenance)
+    data = merge_features(clips, config.fps, robot, layouts[robot], config, provenance,
+                          contact_rule)
     report.outputs = list(data.clip_name)
     report.frames = data.num_frames
     duration_s = float((data.clip_length - 1).sum() / data.fps)

@@ -149,3 +149,26 @@ def test_inspect_and_module_entry_points(motions: Path, tmp_path: Path, capsys) 
     assert amp_inspect.main([str(clips / "walk_0_30hz.h5")]) == 0
     assert amp_inspect.main([str(tmp_path / "missing.h5")]) == 1
     assert np.all(np.isfinite(read_merged(merged).features))
+
+
+def test_merged_dataset_records_one_contact_rule(motions: Path, tmp_path: Path) -> None:
+    """Clips labelled by another contact rule are refused, so data and simulation share one."""
+    clips = tmp_path / "clips"
+    strict, loose = tmp_path / "strict.yaml", tmp_path / "loose.yaml"
+    strict.write_text("convert:\n  contact:\n    height_m: 0.02\n")
+    loose.write_text("convert:\n  contact:\n    height_m: 0.01\n")
+    run(convert_stage, "--in", motions, "--out", clips, "--params", strict,
+        "--metrics", tmp_path / "c1.json")
+    odd = tmp_path / "odd"
+    (odd / "walk_0_30hz.h5").parent.mkdir()
+    (odd / "walk_0_30hz.h5").write_bytes((motions / "walk_0_30hz.h5").read_bytes())
+    run(convert_stage, "--in", odd, "--out", tmp_path / "odd_clips", "--params", loose,
+        "--metrics", tmp_path / "c2.json")
+    (clips / "zz_odd.h5").write_bytes((tmp_path / "odd_clips" / "walk_0_30hz.h5").read_bytes())
+    metrics = tmp_path / "merge.json"
+    assert run(merge_stage, "--in", clips, "--out", tmp_path / "m.h5", "--metrics", metrics) == 0
+    rejected = json.dumps(json.loads(metrics.read_text())["rejected"])
+    assert json.loads(metrics.read_text())["rejected_count"] == 1
+    assert "zz_odd.h5" in rejected and "contacts labelled with" in rejected
+    dataset = load_dataset(tmp_path / "m.h5", SPEC)
+    assert dataset.contact_rule.height_m == 0.02 and dataset.contact_rule.max_speed_mps is None

@@ -26,10 +26,12 @@ from training.amp import (
     DataMismatchError,
     NonFiniteError,
     RunPaths,
+    check_contact_rule,
     check_finite,
     load_reference,
     main,
     train,
+    with_dataset_contact_rule,
 )
 from training.run_log import CSV_COLUMNS
 
@@ -209,3 +211,24 @@ def test_checkpoint_round_trips_typed_keys_and_refuses_other_shapes(tmp_path: Pa
     other = dict(state, w=jnp.zeros((3, 2)))
     with pytest.raises(ckpt.CheckpointError, match="does not match"):
         ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path), jax.eval_shape(lambda: other))
+
+
+def test_environment_labels_contacts_like_the_dataset(tmp_path: Path) -> None:
+    from robots.config import ConfigError
+    from training import envs
+    from training.amp import load_env
+    from training.config import preset
+
+    rule = {"height_m": 0.02, "max_speed_mps": None}
+    config = with_dataset_contact_rule(preset("cpu-smoke"), rule)
+    assert dict(config.env_overrides)["contact.height_m"] == 0.02
+    env = load_env(config)
+    assert env.config.contact.height_m == 0.02
+    contradicting = dataclasses.replace(
+        preset("cpu-smoke"), env_overrides=(("contact.height_m", 0.01),))
+    with pytest.raises(ConfigError, match="contradicts the dataset"):
+        with_dataset_contact_rule(contradicting, rule)
+    dataset = SimpleNamespace(path=tmp_path / "d.h5", contact_rule=env.config.contact)
+    check_contact_rule(env, dataset)
+    with pytest.raises(Exception, match="contacts labelled with"):
+        check_contact_rule(envs.load("wildrobot_walk"), dataset)

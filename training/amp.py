@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from amp.dataset import AmpDataset, load_dataset, sample_pairs
+from amp.merge import read_contact_rule
 from robots.config import build_config
 from robots.errors import AmpkitError
 from training import checkpoint as ckpt
@@ -117,6 +118,32 @@ def load_env(config: TrainConfig) -> Any:
     env = envs.load(config.env, env_overrides_dict(config))
     env._ampkit_loaded_as = (config.env, config.env_overrides)
     return env
+
+
+def with_dataset_contact_rule(config: TrainConfig, rule: dict[str, Any]) -> TrainConfig:
+    """``config`` with the environment labelling contacts exactly as the dataset did.
+
+    The rule goes into ``env_overrides`` (and so into every checkpoint, for evaluation and
+    videos). A ``--set env.contact.*`` that contradicts the dataset is refused: with two rules
+    the discriminator would tell data from simulation by the labelling alone.
+    """
+    overrides = dict(config.env_overrides)
+    for name, value in rule.items():
+        key = f"contact.{name}"
+        if key in overrides and overrides[key] != value:
+            raise ConfigError(
+                f"env.{key}={overrides[key]} contradicts the dataset, whose contacts were "
+                f"labelled with {key}={value}; re-convert the data or drop the override")
+        overrides[key] = value
+    return dataclasses.replace(config, env_overrides=tuple(sorted(overrides.items())))
+
+
+def check_contact_rule(env: Any, dataset: AmpDataset) -> None:
+    """Refuse an environment whose contact rule differs from the dataset's."""
+    env_rule = getattr(getattr(env, "config", None), "contact", None)
+    if env_rule is not None and env_rule != dataset.contact_rule:
+        raise AmpkitError(f"{dataset.path}: contacts labelled with {dataset.contact_rule}, the "
+                          f"environment labels them with {env_rule}")
 
 
 def load_reference(path: str | Path, env: Any, verify_hash: bool = True) -> AmpDataset:
@@ -284,8 +311,12 @@ def train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *
         NonFiniteError: NaN/inf in a loss or parameter (the last good checkpoint is kept).
     """
     config = config.validate()
-    env = env if env is not None else load_env(config)
+    if env is None:
+        rule = data.data.contact_rule if isinstance(data, AmpDataset) else read_contact_rule(data)
+        config = with_dataset_contact_rule(config, rule)
+        env = load_env(config)
     dataset = data if isinstance(data, AmpDataset) else load_reference(data, env)
+    check_contact_rule(env, dataset)
     run = _Run(config, env, dataset, paths)
     start = 0
     if resume:
