@@ -26,6 +26,7 @@ from amp.clipfile import layout_json
 from amp.features import FEATURE_DIM
 from amp.merge import MergeConfig, merge_features, write_merged
 from training.config import AmpConfig, NetworkConfig, PPOConfig, TrainConfig
+from training.envs.base import State  # its ``data`` here is a PointData pytree
 
 CONTROL_DT = 0.02
 HEIGHT_M = 0.45
@@ -58,19 +59,6 @@ class PointWalkConfig:
 class PointData:
     pos: jax.Array
     vel: jax.Array
-
-
-@flax.struct.dataclass
-class State:
-    """Same fields as ``training.envs.base.State`` (data is a small pytree here)."""
-
-    data: PointData
-    obs: jax.Array
-    privileged_obs: jax.Array
-    reward: jax.Array
-    done: jax.Array
-    metrics: dict[str, jax.Array]
-    info: dict[str, Any]
 
 
 class PointWalk:
