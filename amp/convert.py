@@ -9,7 +9,7 @@ model, then :func:`amp.features.amp_features` — the same function the simulato
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
@@ -36,6 +36,8 @@ class ConvertConfig:
         mirror: Also produce the left/right mirrored clip ``<name>_mirror``.
         min_frames: Clips with fewer output frames are rejected (a transition needs 2).
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {"fps": "> 0", "min_frames": ">= 2"}
 
     fps: float = 50.0
     contact: ContactRule = ContactRule()
@@ -66,6 +68,10 @@ class AmpClip:
         motion_source: The human clip the robot motion was retargeted from.
         motion_source_sha256: Its hash.
         params: The conversion parameters (``ConvertConfig.as_record()``).
+        gate_flags: The retarget plausibility flags of the motion (reasons; empty: none).
+        feasibility: The physical feasibility record (:mod:`amp.feasibility`; None: not
+            checked).
+        feasible_frame: [T] bool, the frames the robot can physically do (None: not checked).
     """
 
     name: str
@@ -82,6 +88,9 @@ class AmpClip:
     motion_source: str = ""
     motion_source_sha256: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    gate_flags: tuple[str, ...] = ()
+    feasibility: dict[str, Any] | None = None
+    feasible_frame: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -155,6 +164,7 @@ def convert_motion(motion: RobotMotion, robot: robots.Robot, config: ConvertConf
         raise ConversionError(
             f"joint order {list(motion.joint_names)} differs from {robot.name}'s "
             f"{list(robot.spec.joint_names)}")
+    check_physical(np.asarray(motion.qpos, dtype=np.float64), motion.fps, robot)
     qpos = resample_qpos(np.asarray(motion.qpos, dtype=np.float64), motion.fps, config.fps)
     if qpos.shape[0] < max(config.min_frames, 2):
         raise ConversionError(
@@ -165,7 +175,38 @@ def convert_motion(motion: RobotMotion, robot: robots.Robot, config: ConvertConf
     clip.source_fps = float(motion.fps)
     clip.motion_source = motion.source
     clip.motion_source_sha256 = motion.source_sha256
+    clip.gate_flags = tuple(str(f) for f in motion.quality.get("gate_flags", ()))
     return clip
+
+
+# A robot motion outside these is no motion a robot makes (a unit or export bug, a glitch).
+NONPHYSICAL_JOINT_MARGIN_RAD = 0.5  # beyond the joint range
+NONPHYSICAL_ROOT_SPEED_MPS = 20.0
+NONPHYSICAL_POSITION_M = 1.0e4
+
+
+def check_physical(qpos: np.ndarray, fps: float, robot: robots.Robot) -> None:
+    """Raise ConversionError naming the first non-physical value of ``qpos`` [T, nq]: a joint
+    more than NONPHYSICAL_JOINT_MARGIN_RAD outside its range (1e6 rad), a root beyond
+    NONPHYSICAL_POSITION_M, or a root step faster than NONPHYSICAL_ROOT_SPEED_MPS (a
+    teleport)."""
+    joints = qpos[:, robot.joint_qpos_addresses]
+    ranges = robot.spec.joint_range_array()
+    outside = np.maximum(ranges[:, 0] - joints, joints - ranges[:, 1])
+    if np.any(outside > NONPHYSICAL_JOINT_MARGIN_RAD):
+        frame, joint = np.unravel_index(int(np.argmax(outside)), outside.shape)
+        raise ConversionError(
+            f"non-physical joint value: {robot.spec.joint_names[joint]} = "
+            f"{joints[frame, joint]:.4g} rad at frame {frame} (range {ranges[joint, 0]:g}.."
+            f"{ranges[joint, 1]:g} rad)")
+    if np.abs(qpos[:, :3]).max() > NONPHYSICAL_POSITION_M:
+        raise ConversionError(f"non-physical root position {np.abs(qpos[:, :3]).max():.4g} m")
+    if qpos.shape[0] > 1:
+        speed = np.linalg.norm(np.diff(qpos[:, :3], axis=0), axis=-1) * fps
+        if speed.max() > NONPHYSICAL_ROOT_SPEED_MPS:
+            frame = int(np.argmax(speed))
+            raise ConversionError(f"non-physical root speed {speed[frame]:.4g} m/s between "
+                                  f"frames {frame} and {frame + 1} (a teleport)")
 
 
 def mirror_clip(clip: AmpClip, robot: robots.Robot, config: ConvertConfig) -> AmpClip:
@@ -181,7 +222,8 @@ def mirror_clip(clip: AmpClip, robot: robots.Robot, config: ConvertConfig) -> Am
     return replace(mirrored, mirrored=not clip.mirrored, source=clip.source,
                    source_sha256=clip.source_sha256, source_fps=clip.source_fps,
                    motion_source=clip.motion_source,
-                   motion_source_sha256=clip.motion_source_sha256, params=dict(clip.params))
+                   motion_source_sha256=clip.motion_source_sha256, params=dict(clip.params),
+                   gate_flags=clip.gate_flags)
 
 
 def convert_with_mirror(motion: RobotMotion, robot: robots.Robot, config: ConvertConfig,

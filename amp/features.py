@@ -23,7 +23,7 @@ moves horizontally slower than that.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -68,6 +68,8 @@ class ContactRule:
         height_m: The point is below this height [m].
         max_speed_mps: If set, the point's horizontal speed must also be below this [m/s].
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {"max_speed_mps": "> 0"}
 
     height_m: float = 0.015
     max_speed_mps: float | None = None

@@ -6,23 +6,25 @@ entry points (``pipeline.convert``, ``pipeline.merge``) write these reports as m
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 import robots
-from amp.clipfile import layout_json, read_clip_features, write_clip
+from amp.clipfile import layout_json, read_clip_features, read_clip_states, write_clip
 from amp.convert import ConvertConfig, convert_with_mirror, load_for_kinematics
-from amp.merge import MergeConfig, MergedDataset, merge_features
+from amp.feasibility import FeasibilityConfig, apply_policy, assess_clip, metrics_record
+from amp.merge import MergeConfig, MergedDataset, gated_out, merge_features
 from amp.mirror import MIRROR_SUFFIX, mirrored_name
 from robots.errors import AmpkitError
 from robots.io import file_sha256
 from robots.motion import read_motion
+from robots.parallel import parallel_map
 
 
 @dataclass
@@ -67,12 +69,14 @@ class _ConvertJob:
     path: Path
     out_dir: Path
     config: ConvertConfig
+    feasibility: FeasibilityConfig | None = None  # None: no physical feasibility check
 
 
 @dataclass(frozen=True)
 class _ConvertResult:
     clips: tuple[tuple[str, int], ...] = ()  # (clip name, frames) written
     error: str | None = None
+    feasibility: tuple[tuple[str, dict[str, Any]], ...] = ()  # (clip name, record)
 
 
 _WORKER_ROBOTS: dict[str, robots.Robot] = {}  # per process: robots loaded for kinematics
@@ -86,13 +90,20 @@ def _convert_one(job: _ConvertJob) -> _ConvertResult:
             _WORKER_ROBOTS[motion.robot] = load_for_kinematics(motion.robot)
         robot = _WORKER_ROBOTS[motion.robot]
         clips = convert_with_mirror(motion, robot, job.config, job.name)
+        if job.feasibility is not None:
+            for clip in clips:
+                assess_clip(clip, robot, job.feasibility)
         sha = file_sha256(job.path)
     except (AmpkitError, OSError) as exc:
         return _ConvertResult(error=exc.problem if hasattr(exc, "problem") else str(exc))
+    except Exception as exc:  # noqa: BLE001 - one malformed file must not stop the batch
+        return _ConvertResult(error=f"unusable ({type(exc).__name__}: {exc})")
     for clip in clips:
         clip.source, clip.source_sha256 = str(job.path), sha
         write_clip(job.out_dir / f"{clip.name}.h5", clip, robot.spec.amp_joint_names)
-    return _ConvertResult(clips=tuple((c.name, c.num_frames) for c in clips))
+    return _ConvertResult(clips=tuple((c.name, c.num_frames) for c in clips),
+                          feasibility=tuple((c.name, c.feasibility) for c in clips
+                                            if c.feasibility is not None))
 
 
 def _run_jobs(jobs: list[_ConvertJob], workers: int, progress: bool) -> list[_ConvertResult]:
@@ -106,13 +117,14 @@ def _run_jobs(jobs: list[_ConvertJob], workers: int, progress: bool) -> list[_Co
         bar.close()
         return results
     # fork starts workers in milliseconds; after JAX is initialized fork is unsafe (JAX is
-    # multithreaded), so fall back to spawn there.
+    # multithreaded), so fall back to spawn there. parallel_map stops the stage when a
+    # worker fails or dies (a full disk while writing, a crash), where a Pool would hang.
     method = "spawn" if "jax" in sys.modules else "fork"
-    with multiprocessing.get_context(method).Pool(min(workers, len(jobs))) as pool:
-        results = []
-        for result in pool.imap(_convert_one, jobs):
-            results.append(result)
-            bar.update()
+    results = []
+    for result in parallel_map(_convert_one, jobs, workers, start_method=method,
+                               describe=lambda job: str(job.path)):
+        results.append(result)
+        bar.update()
     bar.close()
     return results
 
@@ -137,31 +149,37 @@ def auto_workers(num_inputs: int) -> int:
 
 
 def convert_directory(in_dir: str | Path, out_dir: str | Path, config: ConvertConfig,
-                      progress: bool = True, workers: int | None = 1) -> StageReport:
+                      progress: bool = True, workers: int | None = 1,
+                      feasibility: FeasibilityConfig | None = None) -> StageReport:
     """Convert every robot motion under ``in_dir`` into ``out_dir/<name>.h5`` (+ mirrors).
 
     Unreadable motions, unknown robots and motions that fail conversion are reported and
     skipped. ``workers > 1`` converts clips in that many processes (None: :func:`auto_workers`);
-    the outputs do not depend on it.
+    the outputs do not depend on it. With ``feasibility``, every clip's physical feasibility
+    is checked and stored with it, and the report's ``feasibility`` lists the results.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     report = StageReport()
     inputs = find_h5(in_dir)
     report.inputs = len(inputs)
     clashes = mirror_name_clashes([name for name, _ in inputs], config.mirror)
-    jobs = [_ConvertJob(name, path, out_dir, config) for name, path in inputs
+    jobs = [_ConvertJob(name, path, out_dir, config, feasibility) for name, path in inputs
             if name not in clashes]
     for name, path in inputs:
         if name in clashes:
             report.rejected.append({"file": str(path), "reason": clashes[name]})
     if workers is None:
         workers = auto_workers(len(jobs))
+    records: dict[str, dict[str, Any]] = {}
     for job, result in zip(jobs, _run_jobs(jobs, workers, progress), strict=True):
         if result.error is not None:
             report.rejected.append({"file": str(job.path), "reason": result.error})
         for name, frames in result.clips:
             report.outputs.append(name)
             report.frames += frames
+        records.update(result.feasibility)
+    if feasibility is not None:
+        report.extra["feasibility"] = metrics_record(records, feasibility)
     report.extra["fps"] = config.fps
     report.extra["mirror"] = config.mirror
     # Files of an earlier run would silently join the merge; name them instead of deleting.
@@ -189,7 +207,10 @@ def merge_directory(in_dir: str | Path, config: MergeConfig,
     layouts: dict[str, str] = {}
     contact_rule: dict[str, Any] | None = None  # the first accepted clip's; all must agree
     clips: list[tuple[str, Any]] = []
+    states: list[tuple[Any, Any]] = []
     provenance: list[dict[str, Any]] = []
+    flags: list[list[str]] = []
+    scores: list[float] = []
     for name, path in tqdm(inputs, desc="merge", unit="clip", disable=not progress):
         try:
             features, header = read_clip_features(path)
@@ -204,19 +225,42 @@ def merge_directory(in_dir: str | Path, config: MergeConfig,
             if features.shape[0] < config.min_frames:
                 raise AmpkitError(
                     f"{features.shape[0]} frames, fewer than min_frames={config.min_frames}")
+            excluded = gated_out(header.get("gate_flags", []), config.include)
+            if excluded:
+                raise AmpkitError(excluded)
+            clip_states = read_clip_states(path)
             sha = file_sha256(path)
         except (AmpkitError, OSError) as exc:
             report.reject(path, exc)
             continue
+        except Exception as exc:  # noqa: BLE001 - one malformed file must not stop the batch
+            report.reject(path, ValueError(f"unusable ({type(exc).__name__}: {exc})"))
+            continue
         robot = clip_robot
         contact_rule = header["contact_rule"]
         clips.append((name, features))
+        flags.append(list(header.get("gate_flags", [])))
+        scores.append(header.get("feasibility_score", float("nan")))
+        states.append(clip_states)
         provenance.append({"name": name, "file": path.relative_to(in_dir).as_posix(),
                            "sha256": sha})
     if not clips or robot is None:
         return None, report
+    # The feasibility policy: drop (here, where every per-clip list is) and weight (in
+    # merge_features); what it did goes to the metrics.
+    decision = apply_policy(tuple(n for n, _ in clips), np.array([len(f) for _, f in clips]),
+                            np.array(scores), config.feasibility)
+    report.extra["feasibility"] = decision.as_metrics(config.feasibility)
+    keep = decision.keep.tolist()
+    clips, states, provenance, flags, scores = (
+        [item for item, kept in zip(items, keep, strict=True) if kept]
+        for items in (clips, states, provenance, flags, scores))
+    if not clips:
+        return None, report
     data = merge_features(clips, config.fps, robot, layouts[robot], config, provenance,
-                          contact_rule)
+                          contact_rule, states=states, gate_flags=flags,
+                          feasibility_scores=scores)
+    report.extra["flagged"] = {name: f for (name, _), f in zip(clips, flags, strict=True) if f}
     report.outputs = list(data.clip_name)
     report.frames = data.num_frames
     duration_s = float((data.clip_length - 1).sum() / data.fps)

@@ -16,18 +16,19 @@ from pipeline.gl import select_gl_backend
 
 select_gl_backend()  # before anything imports mujoco
 
-import argparse  # noqa: E402
 import fnmatch  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import ClassVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from pipeline.params import build_config, load_section  # noqa: E402
 from pipeline.video import label, write_mp4  # noqa: E402
+from robots.cli import stage_parser  # noqa: E402
 from robots.errors import AmpkitError  # noqa: E402
 from robots.render import MotionRenderer, RenderConfig, frame_indices  # noqa: E402
 
@@ -45,6 +46,9 @@ class RenderPolicyConfig:
         fps: Video frame rate [Hz].
         seed: Initial pose and sensor noise.
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "seconds": "> 0", "width": ">= 16", "height": ">= 16", "fps": "> 0"}
 
     commands: tuple[tuple[float, float, float], ...] = ((0.3, 0.0, 0.0), (0.2, 0.0, 0.5))
     seconds: float = 8.0
@@ -124,7 +128,7 @@ def video_name(command: np.ndarray) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = stage_parser("render_policy", prog="python -m pipeline.render", description=__doc__)
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="checkpoint directory, or a run directory (its newest checkpoint)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
@@ -170,4 +174,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from robots.errors import run_main
+
+    raise SystemExit(run_main(main, "render"))

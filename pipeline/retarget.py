@@ -15,21 +15,36 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.params import DEFAULT_PARAMS, build_config, load_section
+from pipeline.params import (
+    DEFAULT_PARAMS,
+    ConfigError,
+    build_config,
+    load_section,
+    validate_params,
+)
 from pipeline.sources import load_body_model, load_source
 from retarget.body_models import BODY_MODEL_KINDS
-from retarget.retarget import OUTPUT_FORMATS, RetargetConfig, retarget_directory
+from retarget.retarget import (
+    OUTPUT_FORMATS,
+    SOURCE_SUFFIXES,
+    RetargetConfig,
+    retarget_directory,
+    supported_types,
+)
+from robots.cli import stage_parser
 from robots.errors import AmpkitError
 from robots.io import write_json_atomic
+from robots.lock import stage_outputs
 
 DEFAULT_METRICS = Path("metrics/retarget.json")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.retarget", description=__doc__,
+    parser = stage_parser("retarget", prog="python -m pipeline.retarget", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", type=Path,
-                        help="directory of AMASS .npz clips (searched recursively) or one file "
+                        help="directory of AMASS .npz / .bvh clips (searched recursively) or "
+                             "one file "
                              "(default: params.yaml source.dir)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--robot", help="robot name (default: params.yaml, else wildrobot)")
@@ -72,34 +87,63 @@ def build_retarget_config(args: argparse.Namespace) -> RetargetConfig:
     return dataclasses.replace(config, **overrides)
 
 
+def _other_files(src: Path) -> str:
+    """``; found instead: 3 .txt, 1 .fbx`` (file types there that are no clip), or ''."""
+    if not src.is_dir():
+        return ""
+    counts: dict[str, int] = {}
+    for path in src.rglob("*"):
+        if path.is_file() and path.suffix.lower() not in SOURCE_SUFFIXES:
+            counts[path.suffix or "(no suffix)"] = counts.get(path.suffix or "(no suffix)", 0) + 1
+    found = ", ".join(f"{n} {suffix}" for suffix, n in sorted(counts.items()))
+    return f"; found instead: {found}" if found else "; the directory is empty"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    summary_path = args.summary or args.metrics.with_name(f"{args.metrics.stem}_summary.json")
     try:
+        # Every check before any work: a bad parameter (here or in a later stage's section)
+        # or an unwritable output stops the stage with nothing deleted.
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
         config = build_retarget_config(args)
         source = load_source(args.params)
+        validate_params(("convert", "feasibility", "merge"), args.params)
         src = args.src or Path(source.dir)
         if not src.exists():
             raise AmpkitError(f"{src}: source directory does not exist")
-        report = retarget_directory(src, args.out, config, jobs=max(1, args.jobs),
-                                    progress=not args.no_progress, include=source.include,
-                                    exclude=source.exclude, prune=args.prune)
+        with stage_outputs(directories=(args.out,), also_written=(args.metrics, summary_path)):
+            report = retarget_directory(src, args.out, config, jobs=args.jobs,
+                                        progress=not args.no_progress, include=source.include,
+                                        exclude=source.exclude, prune=args.prune)
+            metrics = report.metrics()
+            write_json_atomic(args.metrics, metrics)
+            write_json_atomic(summary_path, {**metrics["summary"],
+                                             "rejected": metrics["rejected"],
+                                             "flagged": metrics["flagged"]})
     except (AmpkitError, ValueError) as exc:
         print(f"retarget: {exc}", file=sys.stderr)
         return 2
-    metrics = report.metrics()
-    write_json_atomic(args.metrics, metrics)
-    summary_path = args.summary or args.metrics.with_name(f"{args.metrics.stem}_summary.json")
-    write_json_atomic(summary_path, {**metrics["summary"], "rejected": metrics["rejected"]})
     summary = metrics["summary"]
     for name, reason in metrics["rejected"].items():
         print(f"retarget: rejected {name}: {reason}", file=sys.stderr)
+    for name, flags in metrics["flagged"].items():
+        print(f"retarget: flagged {name}: {'; '.join(flags)}", file=sys.stderr)
     print(f"retarget: {summary['clips_retargeted']} retargeted, {summary['clips_skipped']} "
-          f"current, {summary['clips_rejected']} rejected; metrics in {args.metrics}")
+          f"current, {summary['clips_rejected']} rejected, {summary['clips_flagged']} flagged; "
+          f"metrics in {args.metrics}")
     if report.usable == 0:
+        if not report.outcomes:
+            print(f"retarget: no clip found under {src}: nothing matches include "
+                  f"{list(source.include)} minus exclude {list(source.exclude)} among the "
+                  f"supported types ({supported_types()}){_other_files(src)}", file=sys.stderr)
         print("retarget: no usable clip", file=sys.stderr)
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from robots.errors import run_main
+
+    sys.exit(run_main(main, "retarget"))

@@ -9,7 +9,7 @@ from pipeline.params import ConfigError, build_config, load_section
 from retarget.body_models import BODY_MODEL_KINDS
 from retarget.retarget import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 
-SOURCE_KINDS = ("synthetic", "amass")
+SOURCE_KINDS = ("synthetic", "amass", "bvh")
 SYNTHETIC_DIR = "data/raw/synthetic"
 
 
@@ -18,7 +18,10 @@ class SourceConfig:
     """``source:`` section.
 
     Attributes:
-        kind: ``synthetic`` (the embedded default clips) or ``amass`` (your AMASS clips).
+        kind: ``synthetic`` (the embedded default clips), ``amass`` (your AMASS clips) or
+            ``bvh`` (BVH motion capture: no body model, the file's skeleton is the subject).
+            Every kind takes both ``.npz`` and ``.bvh`` files found under ``dir``; the kind
+            says what you meant, for the synthesize stage and for the reader.
         dir: Directory of the clips (searched recursively). For ``synthetic`` it is where the
             synthesize stage writes.
         include: Globs (relative to ``dir``) of the files to take.

@@ -10,7 +10,6 @@ a manifest saying so, and the retarget stage reads the AMASS clips instead.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -18,8 +17,10 @@ from pathlib import Path
 from pipeline.params import build_config, load_section
 from pipeline.sources import load_source
 from retarget.synthesize import MANIFEST_NAME, SynthesisConfig, synthesize
+from robots.cli import stage_parser
 from robots.errors import AmpkitError
 from robots.io import write_json_atomic
+from robots.lock import stage_outputs
 
 
 def write_skipped_manifest(out_dir: str) -> None:
@@ -32,7 +33,7 @@ def write_skipped_manifest(out_dir: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.synthesize", description=__doc__)
+    parser = stage_parser("synthesize", prog="python -m pipeline.synthesize", description=__doc__)
     parser.add_argument("--out", dest="out_dir", default="data/raw/synthetic",
                         help="directory for the .npz clips and manifest.json")
     parser.add_argument("--params", default="params.yaml", help="params file (section synthesize)")
@@ -47,16 +48,24 @@ def main(argv: list[str] | None = None) -> int:
     except (AmpkitError, ValueError, TypeError) as error:
         print(f"synthesize: {error}", file=sys.stderr)
         return 2
-    if load_source(args.params).kind != "synthetic":
-        write_skipped_manifest(args.out_dir)
-        print(f"synthesize: source.kind is not synthetic; nothing synthesized in {args.out_dir}",
-              file=sys.stderr)
-        return 0
-    manifest = synthesize(args.out_dir, config)
+    try:
+        # One writer per output directory; temporaries of a killed run are removed first.
+        with stage_outputs(directories=(args.out_dir,)):
+            if load_source(args.params).kind != "synthetic":
+                write_skipped_manifest(args.out_dir)
+                print(f"synthesize: source.kind is not synthetic; nothing synthesized in "
+                      f"{args.out_dir}", file=sys.stderr)
+                return 0
+            manifest = synthesize(args.out_dir, config)
+    except AmpkitError as error:
+        print(f"synthesize: {error}", file=sys.stderr)
+        return 2
     print(f"synthesize: {manifest['num_clips']} clip(s), {manifest['total_duration_s']:.1f} s "
           f"in total, seed {config.seed} -> {args.out_dir}/ ({MANIFEST_NAME})", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from robots.errors import run_main
+
+    sys.exit(run_main(main, "synthesize"))

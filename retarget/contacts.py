@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.ndimage import binary_closing, binary_dilation, gaussian_filter1d
@@ -43,7 +44,13 @@ class ContactConfig:
             pitch is removed per frame (the foot settles flat over a few frames, no slap).
         smoothing_s: Heights and speeds are measured on the sole points low-passed with a
             Gaussian of this standard deviation [s] (mocap noise would read as motion).
+        swing_clearance_m: A foot not in contact is kept at least this high (its lowest sole
+            site) [m]: a swinging foot grazing the floor would slide on it.
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "height_m": ">= 0", "speed_mps": ">= 0", "min_frames": ">= 1",
+        "flatten_per_frame": "[0, 1]", "smoothing_s": ">= 0", "swing_clearance_m": ">= 0"}
 
     height_m: float = 0.015
     speed_mps: float = 0.2
@@ -51,6 +58,7 @@ class ContactConfig:
     max_gap_frames: int = 2
     flatten_per_frame: float = 0.5
     smoothing_s: float = 0.03
+    swing_clearance_m: float = 0.018
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,9 @@ class SmoothingConfig:
         contact_margin_s: The output filter fades out this long before a contact and in after
             it [s].
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "input_cutoff_hz": ">= 0", "cutoff_hz": ">= 0", "contact_margin_s": ">= 0"}
 
     input_cutoff_hz: float = 8.0
     cutoff_hz: float = 8.0
@@ -192,6 +203,11 @@ def plan_foot(free: FootPoses, contact: np.ndarray, heel_in_body: np.ndarray,
     quat = quat_mul(_sole_quat(yaw[rows], pitch[rows]), sole_to_body_wxyz)
     body_quat[rows] = quat
     body_position[rows] = anchor_position[rows] - quat_rotate(quat, sites_body[anchor[rows]])
+    swing = ~rows
+    if config.swing_clearance_m > 0 and swing.any():
+        lowest = free_sites[swing, 1:, 2].min(axis=1)
+        body_position[swing, 2] += np.maximum(
+            floor_height_m + config.swing_clearance_m - lowest, 0.0)
     return FootPlan(body=PoseTrajectory(position=body_position, quat=body_quat), anchor=anchor,
                     anchor_position=anchor_position, contact=contact.astype(bool))
 

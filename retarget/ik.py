@@ -10,6 +10,7 @@ stops improving, with a cap on iterations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import mink
 import mujoco
@@ -17,6 +18,7 @@ import numpy as np
 
 from robots import Robot
 from robots.errors import AmpkitError
+from robots.rotations import quat_angle_between, quat_yaw
 
 # Relative error changes below this are numerical noise, not a worse iterate.
 _NOISE_FRACTION = 1e-2
@@ -33,8 +35,17 @@ class IKConfig:
     Attributes:
         solver: qpsolvers backend for mink (daqp is the one that installs with mink).
         damping: Levenberg-Marquardt damping on every dof (regularizes near singularities).
-        joint_speed_limit_rad_s: VelocityLimit on every hinge joint [rad/s]; mink applies it
-            per iteration with dt = the frame period.
+        joint_speed_limit_rad_s: Per-frame limit on every hinge joint [rad/s]: a frame's
+            solution stays within this speed times the frame period of the previous frame's,
+            whatever the number of iterations (a per-iteration limit let 4 iterations move 4x).
+        root_speed_ratio: The root may move per frame, along each world axis, at most this
+            multiple of its target's (the scaled human's) move, plus ``root_speed_slack_mps``
+            (no root jumps the human does not make).
+        root_speed_slack_mps: See ``root_speed_ratio`` [m/s].
+        root_turn_ratio: Likewise for the root's rotation: per frame, about each body axis, at
+            most this multiple of the root target's rotation angle, plus
+            ``root_turn_slack_rad_s`` (no heading flips the human's hips do not make).
+        root_turn_slack_rad_s: See ``root_turn_ratio`` [rad/s].
         max_iterations: Cap on solve_ik iterations per frame after the first frame.
         min_relative_improvement: Stop a frame when an iteration removes less than this
             fraction of the weighted task error.
@@ -47,9 +58,18 @@ class IKConfig:
         floor_height_m: Contact sites are kept at or above this height (the floor).
     """
 
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "damping": ">= 0", "joint_speed_limit_rad_s": "> 0", "max_iterations": ">= 1",
+        "min_relative_improvement": "[0, 1]", "error_tolerance": ">= 0",
+        "first_frame_max_iterations": ">= 1", "first_frame_min_relative_improvement": "[0, 1]"}
+
     solver: str = "daqp"
     damping: float = 1e-3
     joint_speed_limit_rad_s: float = 20.0
+    root_speed_ratio: float = 1.15
+    root_speed_slack_mps: float = 0.02
+    root_turn_ratio: float = 1.3
+    root_turn_slack_rad_s: float = 0.5
     max_iterations: int = 4
     min_relative_improvement: float = 0.5
     error_tolerance: float = 0.02
@@ -91,10 +111,12 @@ class TrackTargets:
 
 @dataclass
 class IKResult:
-    """IK output of a clip: ``qpos`` [T, nq] and ``iterations`` [T] solve_ik calls per frame."""
+    """IK output of a clip: ``qpos`` [T, nq], ``iterations`` [T] solve_ik calls per frame, and
+    ``relaxed_steps``: iterations solved with a hard limit relaxed (conflicting limits)."""
 
     qpos: np.ndarray
     iterations: np.ndarray
+    relaxed_steps: int = 0
 
 
 class FloorLimit(mink.Limit):
@@ -106,6 +128,7 @@ class FloorLimit(mink.Limit):
         self.site_ids = np.array([model.site(name).id for name in site_names])
         self.floor_height_m = floor_height_m
         self.gain = gain
+        self.clearance = np.zeros(len(site_names))
         self._jacp = np.zeros((len(site_names), 3, model.nv))
         self._G = np.zeros((len(site_names), model.nv))
 
@@ -116,8 +139,76 @@ class FloorLimit(mink.Limit):
         for row, site_id in enumerate(self.site_ids):
             mujoco.mj_jacSite(self.model, data, self._jacp[row], None, site_id)
         np.negative(self._jacp[:, 2, :], out=self._G)
-        heights = data.site_xpos[self.site_ids, 2] - self.floor_height_m
+        heights = data.site_xpos[self.site_ids, 2] - self.floor_height_m - self.clearance
         return mink.Constraint(G=self._G.copy(), h=self.gain * heights)
+
+    def set_clearance(self, clearance_m: np.ndarray | None) -> None:
+        """Per-site extra height above the floor for the coming frame (a swinging foot's
+        sites stay clear of the floor; sites in contact get 0). None: 0 everywhere."""
+        self.clearance = np.zeros(len(self.site_ids)) if clearance_m is None else clearance_m
+
+
+class FrameStepLimit(mink.Limit):
+    """Bounds how far one frame's solution moves from the previous frame's, over all of the
+    frame's iterations: |q_joint - q_ref| <= joint_step and |root - root_ref| <= root_step
+    (per world axis). Inactive until :meth:`set_reference` is called."""
+
+    def __init__(self, model: mujoco.MjModel, joint_qpos: np.ndarray) -> None:
+        self.model = model
+        self.joint_qpos = np.asarray(joint_qpos, dtype=int)
+        joint_dofs = []
+        for j in range(model.njnt):
+            if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and \
+                    model.jnt_qposadr[j] in set(self.joint_qpos.tolist()):
+                joint_dofs.append((model.jnt_qposadr[j], model.jnt_dofadr[j]))
+        order = {q: d for q, d in joint_dofs}
+        self.joint_dofs = np.array([order[q] for q in self.joint_qpos], dtype=int)
+        rows = np.concatenate([np.arange(6), self.joint_dofs])
+        projection = np.zeros((len(rows), model.nv))
+        projection[np.arange(len(rows)), rows] = 1.0
+        self._G = np.vstack([projection, -projection])
+        self.reference: np.ndarray | None = None
+        self.bound = np.zeros(len(rows))
+
+    def set_reference(self, qpos: np.ndarray | None, root_step: np.ndarray | None = None,
+                      joint_step: float = 0.0, turn_step: np.ndarray | None = None) -> None:
+        """Bound the coming frame around ``qpos`` (None: no bound): root position per world
+        axis by ``root_step`` [3] m, root rotation about its body x, y, z by ``turn_step``
+        [3] rad, joints by ``joint_step`` rad."""
+        self.reference = None if qpos is None else qpos.copy()
+        if qpos is not None and root_step is not None:
+            turn = np.full(3, np.inf) if turn_step is None else turn_step
+            self.bound = np.concatenate([root_step, turn,
+                                         np.full(len(self.joint_qpos), joint_step)])
+
+    def clip(self, qpos: np.ndarray) -> np.ndarray:
+        """``qpos`` moved inside the bound (a warm start must be feasible)."""
+        if self.reference is None:
+            return qpos
+        out = qpos.copy()
+        columns = np.concatenate([np.arange(3), self.joint_qpos])
+        bound = np.concatenate([self.bound[:3], self.bound[6:]])
+        out[columns] = np.clip(qpos[columns], self.reference[columns] - bound,
+                               self.reference[columns] + bound)
+        turn = np.zeros(3)
+        mujoco.mju_subQuat(turn, qpos[3:7], self.reference[3:7])
+        if np.any(np.abs(turn) > self.bound[3:6]):
+            out[3:7] = self.reference[3:7]  # an over-turned warm start restarts unturned
+        return out
+
+    def compute_qp_inequalities(self, configuration: mink.Configuration,
+                                dt: float) -> mink.Constraint:
+        del dt  # a bound on the frame's displacement, not on one iteration
+        if self.reference is None:
+            return mink.Constraint()
+        columns = np.concatenate([np.arange(3), self.joint_qpos])
+        moved_qpos = configuration.q[columns] - self.reference[columns]
+        turned = np.zeros(3)
+        mujoco.mju_subQuat(turned, configuration.q[3:7], self.reference[3:7])
+        moved = np.concatenate([moved_qpos[:3], turned, moved_qpos[3:]])
+        h = np.concatenate([np.maximum(self.bound - moved, 0.0),
+                            np.maximum(self.bound + moved, 0.0)])
+        return mink.Constraint(G=self._G, h=h)
 
 
 class ConstantVelocityLimit(mink.VelocityLimit):
@@ -151,14 +242,13 @@ class RobotIK:
         self.default_qpos = robot.spec.default_qpos()
         self.posture = mink.PostureTask(self.model, cost=posture_weight)
         self.posture.set_target(self.default_qpos)
-        joint_names = robot.spec.joint_names
-        self.limits: list[mink.Limit] = [
-            mink.ConfigurationLimit(self.model),
-            ConstantVelocityLimit(self.model, {j: config.joint_speed_limit_rad_s
-                                               for j in joint_names}),
-            FloorLimit(self.model, robot.spec.contact_site_names, config.floor_height_m),
-        ]
         self._joint_qpos = robot.joint_qpos_addresses
+        self.step_limit = FrameStepLimit(self.model, self._joint_qpos)
+        self.relaxed_steps = 0
+        self.floor_limit = FloorLimit(self.model, robot.spec.contact_site_names,
+                                      config.floor_height_m)
+        self.limits: list[mink.Limit] = [
+            mink.ConfigurationLimit(self.model), self.step_limit, self.floor_limit]
         ranges = robot.spec.joint_range_array()
         self._joint_lower, self._joint_upper = ranges[:, 0], ranges[:, 1]
         self._velocity = np.zeros(self.model.nv)
@@ -166,13 +256,19 @@ class RobotIK:
 
     # --- public API ------------------------------------------------------------------------
 
-    def solve_clip(self, tracks: list[TrackTargets], fps: float) -> IKResult:
+    def solve_clip(self, tracks: list[TrackTargets], fps: float,
+                   site_clearance: np.ndarray | None = None,
+                   root_path: np.ndarray | None = None) -> IKResult:
         """Solve every frame of a clip.
 
         Args:
             tracks: Target trajectories, all with the same number of frames T >= 1; the
                 first is the root task (its target places the first frame's start pose).
             fps: Frame rate [Hz]; the frame period is the IK step (velocity limits).
+            site_clearance: [T, S] minimum height above the floor of each contact site (spec
+                order) per frame [m]; None: 0 (the floor only).
+            root_path: [T, 3] the human root path whose per-frame moves bound the robot
+                root's (``root_speed_ratio``); None: the root task's target positions.
 
         Returns:
             IKResult with qpos [T, nq] and iterations [T].
@@ -182,30 +278,51 @@ class RobotIK:
         """
         num_frames = tracks[0].num_frames
         dt = 1.0 / fps
+        self.relaxed_steps = 0
         tasks = [self._make_task(track) for track in tracks]
         qpos = np.zeros((num_frames, self.model.nq))
         iterations = np.zeros(num_frames, dtype=np.int32)
+        root_target = tracks[0].wxyz_xyz[:, 4:] if root_path is None else root_path
+        root_slack = self.config.root_speed_slack_mps * dt
+        root_quat = tracks[0].wxyz_xyz[:, :4]
+        # Per-frame turn bounds: the whole rotation for roll and pitch, the heading change for
+        # yaw (the pelvis is near level, so its body z is near world z).
+        turns = quat_angle_between(root_quat[:-1], root_quat[1:]) if num_frames > 1 else []
+        headings = np.abs((np.diff(quat_yaw(root_quat)) + np.pi) % (2 * np.pi) - np.pi)
+        turn_slack = self.config.root_turn_slack_rad_s * dt
+        joint_step = self.config.joint_speed_limit_rad_s * dt
         for t in range(num_frames):
             self._set_targets(tasks, tracks, t)
+            self.floor_limit.set_clearance(None if site_clearance is None
+                                           else site_clearance[t])
             if t == 0:
+                self.step_limit.set_reference(None)
                 self.configuration.update(self.start_pose(tracks[0].wxyz_xyz[0]))
                 iterations[t] = self._iterate(
                     tasks, dt, self.config.first_frame_max_iterations,
                     self.config.first_frame_min_relative_improvement, tolerance=0.0,
                     full_error=True)
             else:
+                root_step = (self.config.root_speed_ratio
+                             * np.abs(root_target[t] - root_target[t - 1]) + root_slack)
+                turn, heading = float(turns[t - 1]), float(headings[t - 1])
+                self.step_limit.set_reference(
+                    qpos[t - 1], root_step, joint_step,
+                    self.config.root_turn_ratio * np.array([turn, turn, heading]) + turn_slack)
                 self._warm_start(qpos, t)
                 iterations[t] = self._iterate(
                     tasks, dt, self.config.max_iterations,
                     self.config.min_relative_improvement, self.config.error_tolerance)
             qpos[t] = self.configuration.data.qpos
-        return IKResult(qpos=qpos, iterations=iterations)
+        return IKResult(qpos=qpos, iterations=iterations, relaxed_steps=self.relaxed_steps)
 
     def solve_pose(self, tracks: list[TrackTargets], fps: float, frame: int = 0,
                    max_iterations: int | None = None) -> np.ndarray:
         """Solve one frame to convergence from the default pose; returns qpos [nq]."""
         tasks = [self._make_task(track) for track in tracks]
         self._set_targets(tasks, tracks, frame)
+        self.step_limit.set_reference(None)
+        self.floor_limit.set_clearance(None)
         self.configuration.update(self.start_pose(tracks[0].wxyz_xyz[frame]))
         self._iterate(tasks, 1.0 / fps,
                       max_iterations or self.config.first_frame_max_iterations,
@@ -294,11 +411,7 @@ class RobotIK:
         error = self._weighted_error(measured)
         tolerance_sq = tolerance * tolerance
         for iteration in range(1, max_iterations + 1):
-            try:
-                velocity = mink.solve_ik(self.configuration, all_tasks, dt, self.config.solver,
-                                         damping=self.config.damping, limits=self.limits)
-            except mink.NoSolutionFound as exc:
-                raise IKError(f"IK failed: {exc}") from exc
+            velocity = self._solve(all_tasks, dt)
             self.configuration.integrate_inplace(velocity, dt)
             new_error = self._weighted_error(measured)
             # Stop when converged or when the error barely improved; an iteration that made
@@ -309,6 +422,30 @@ class RobotIK:
                 return iteration
             error = new_error
         return max_iterations
+
+    def _solve(self, tasks: list, dt: float) -> np.ndarray:
+        """One mink step; when the hard limits conflict (a swing site held clear of the floor
+        that the frame's step bound cannot lift in time, in a fast jump) the frame is retried
+        without the swing clearance, then without the step bound, and counted."""
+        relaxations = (None, self.floor_limit, self.step_limit)
+        for dropped in relaxations:
+            limits = [limit for limit in self.limits if limit is not dropped]
+            saved = self.floor_limit.clearance
+            if dropped is self.floor_limit:  # keep the floor itself, drop only the clearance
+                self.floor_limit.set_clearance(None)
+                limits = self.limits
+            try:
+                velocity = mink.solve_ik(self.configuration, tasks, dt, self.config.solver,
+                                         damping=self.config.damping, limits=limits)
+            except mink.NoSolutionFound as exc:
+                error = exc
+                continue
+            finally:
+                self.floor_limit.clearance = saved
+            if dropped is not None:
+                self.relaxed_steps += 1
+            return velocity
+        raise IKError(f"IK failed: {error}")
 
     def _warm_start(self, qpos: np.ndarray, t: int) -> np.ndarray:
         """Start of frame ``t``: the previous solution, or (when configured and closer to the
@@ -326,6 +463,7 @@ class RobotIK:
         mujoco.mj_integratePos(self.model, start, self._velocity, 1.0)
         joints = start[self._joint_qpos]
         start[self._joint_qpos] = np.clip(joints, self._joint_lower, self._joint_upper)
+        start = self.step_limit.clip(start)
         self.configuration.update(start)
         if self._weighted_error() <= held_error:
             return start

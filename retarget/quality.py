@@ -191,3 +191,37 @@ def summarize(clips: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "joint_acceleration_rms_rad_s2": weighted("joint_acceleration_rms_rad_s2", frames),
         "root_travel_ratio_min": min(ratios) if ratios else None,
     }
+
+
+def direction_errors(model: mujoco.MjModel, qpos: np.ndarray, torso_body: str,
+                     left_arm_body: str, right_arm_body: str, human_spine: np.ndarray,
+                     human_shoulders: np.ndarray, lever_m: float) -> dict[str, np.ndarray]:
+    """Upper-body direction errors per frame, proportion-free (a small robot's torso is not a
+    scaled human's), as the chord they sweep at ``lever_m``: 2 L sin(angle / 2) [m].
+
+    - ``torso_direction``: robot torso body's z axis vs the human spine (pelvis -> neck);
+    - ``shoulder_direction``: robot arm-root line (right -> left) vs the human shoulder line,
+      both horizontal (heading of the shoulders; a torso twist shows here).
+
+    Args:
+        human_spine: [T, 3] pelvis -> neck of the human; human_shoulders: [T, 3] right ->
+            left shoulder of the human.
+    """
+    data = mujoco.MjData(model)
+    torso, left, right = (model.body(n).id for n in (torso_body, left_arm_body, right_arm_body))
+    up = np.empty((qpos.shape[0], 3))
+    line = np.empty((qpos.shape[0], 3))
+    for t, q in enumerate(qpos):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        up[t] = data.xmat[torso].reshape(3, 3)[:, 2]
+        line[t] = data.xpos[left] - data.xpos[right]
+
+    def chord(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+        b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+        return lever_m * np.linalg.norm(a - b, axis=-1)  # |a - b| = 2 sin(angle / 2)
+
+    flat = np.array([1.0, 1.0, 0.0])
+    return {"torso_direction": chord(up, human_spine),
+            "shoulder_direction": chord(line * flat, human_shoulders * flat)}

@@ -17,19 +17,19 @@ import fnmatch
 import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 import robots
 from retarget.amass import load_amass
-from retarget.body_models import BodyModel, make_body_model
+from retarget.body_models import DEFAULT_HEIGHT_M, BodyModel, make_body_model
+from retarget.bvh import BvhConfig, load_bvh
 from retarget.contacts import (
     ContactConfig,
     FootPlan,
@@ -39,13 +39,23 @@ from retarget.contacts import (
     lowpass_outside_contacts,
     plan_foot,
 )
+from retarget.gates import GateConfig, input_gates, motion_gates
 from retarget.gmr import write_gmr_pickle
 from retarget.human import HUMAN_MOTION_JOINTS, HumanClip, HumanMotion
 from retarget.ik import IKConfig, RobotIK, TrackTargets
 from retarget.mapping import FootMapping, IKMapping, load_mapping
-from retarget.quality import Keypoint, QualityConfig, clip_quality, frame_positions, summarize
+from retarget.quality import (
+    Keypoint,
+    QualityConfig,
+    clip_quality,
+    direction_errors,
+    frame_positions,
+    summarize,
+)
+from retarget.skeleton import SkeletonBodyModel, fit_height
 from retarget.targets import (
     FootPoses,
+    GroundConfig,
     PoseTrajectory,
     RobotGeometry,
     foot_poses,
@@ -54,14 +64,23 @@ from retarget.targets import (
     sole_to_body,
 )
 from robots import Robot
-from robots.errors import AmpkitError
+from robots.errors import AmpkitError, InputFileError, StorageError
 from robots.io import file_sha256
 from robots.motion import RobotMotion, read_motion, write_motion
-from robots.rotations import axis_angle_to_quat, quat_mul, quat_slerp, quat_to_axis_angle
+from robots.parallel import parallel_map
+from robots.rotations import (
+    axis_angle_to_quat,
+    quat_mul,
+    quat_slerp,
+    quat_to_axis_angle,
+    quat_yaw,
+)
 
 RETARGET_VERSION = 1
 """Bumped when the algorithm changes its output for the same parameters (outputs go stale)."""
 OUTPUT_FORMATS = ("h5", "gmr")
+SOURCE_SUFFIXES: dict[str, str] = {".npz": "AMASS SMPL-X / SMPL+H", ".bvh": "BVH motion capture"}
+"""File types a clip can come from (suffix -> what it is)."""
 # Below the floor by more than this after smoothing: the frame keeps its unsmoothed pose.
 _SMOOTHING_FLOOR_SLACK_M = 1e-4
 
@@ -78,11 +97,18 @@ class RejectConfig:
         min_frames: Fewer output frames than this.
         max_keypoint_error_m: Mean keypoint error above this [m].
         max_penetration_m: Foot penetration deeper than this [m].
+        min_fps: Source frame rate below this [Hz]: too coarse to follow a step (rejected
+            for its rate, before any IK).
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "min_frames": ">= 2", "max_keypoint_error_m": "> 0", "max_penetration_m": ">= 0",
+        "min_fps": "> 0"}
 
     min_frames: int = 10
     max_keypoint_error_m: float = 0.10
     max_penetration_m: float = 0.02
+    min_fps: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -93,24 +119,34 @@ class RetargetConfig:
         robot: Robot name (a folder under ``robots/`` with an ``ik_mapping.toml``).
         body_model: ``"skeleton"`` or ``"smplx"``.
         body_model_dir: Model directory for ``smplx``.
-        human_height_m: Body height of the ``skeleton`` model [m].
+        human_height_m: Body height of the ``skeleton`` model [m]; None fits it per clip to
+            the clip's stance frames (``retarget.skeleton.fit_height``: a 1.5 m and a 1.95 m
+            subject both keep their stance feet on the floor).
         max_fps: Output frame rate cap [Hz]; faster sources are resampled; None keeps the
             source rate.
         formats: Output formats: ``"h5"`` (always written) and ``"gmr"`` (a GMR-style pickle).
+        bvh: How BVH files are read (units, up axis, lead-in).
+        ground: Floor from stance.
         ik, contact, smoothing, quality, reject: Stage settings.
+        gates: Plausibility gates (``retarget.gates``): rejects and flags with reasons.
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {"human_height_m": "> 0"}
 
     robot: str = "wildrobot"
     body_model: str = "skeleton"
     body_model_dir: str | None = None
-    human_height_m: float = 1.75
+    human_height_m: float | None = None
     max_fps: float | None = 50.0
     formats: tuple[str, ...] = ("h5",)
+    bvh: BvhConfig = field(default_factory=BvhConfig)
     ik: IKConfig = field(default_factory=IKConfig)
+    ground: GroundConfig = field(default_factory=GroundConfig)
     contact: ContactConfig = field(default_factory=ContactConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     reject: RejectConfig = field(default_factory=RejectConfig)
+    gates: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.formats) - set(OUTPUT_FORMATS))
@@ -174,6 +210,27 @@ def resample_clip(clip: HumanClip, fps: float) -> HumanClip:
                                body_pose=blended[:, 1:])
 
 
+def supported_types() -> str:
+    """``.npz (AMASS ...), .bvh (...)`` for error messages."""
+    return ", ".join(f"{suffix} ({what})" for suffix, what in SOURCE_SUFFIXES.items())
+
+
+def resample_motion(human: HumanMotion, fps: float) -> HumanMotion:
+    """``human`` at ``fps`` (linear positions, slerped rotations); unchanged if not faster."""
+    if human.fps <= fps * (1.0 + 1e-9):
+        return human
+    duration = (human.num_frames - 1) / human.fps
+    count = int(np.floor(duration * fps + 1e-9)) + 1
+    source_index = np.arange(count) * (human.fps / fps)
+    lower = np.minimum(np.floor(source_index).astype(int), human.num_frames - 2)
+    weight = source_index - lower
+    positions = human.positions[lower] + weight[:, None, None] * (
+        human.positions[lower + 1] - human.positions[lower])
+    rotations = quat_slerp(human.rotations[lower], human.rotations[lower + 1],
+                           weight[:, None])
+    return dataclasses.replace(human, fps=float(fps), positions=positions, rotations=rotations)
+
+
 class Retargeter:
     """Retargets clips onto one robot with one configuration (build once per process).
 
@@ -197,34 +254,81 @@ class Retargeter:
     def body_model(self) -> BodyModel:
         """Built on first use (the smplx model loads its files then)."""
         if self._body_model is None:
-            self._body_model = make_body_model(self.config.body_model,
-                                               self.config.body_model_dir,
-                                               height_m=self.config.human_height_m)
+            self._body_model = make_body_model(
+                self.config.body_model, self.config.body_model_dir,
+                height_m=self.config.human_height_m or DEFAULT_HEIGHT_M)
         return self._body_model
 
     # --- one clip --------------------------------------------------------------------------
 
     def retarget_file(self, path: str | Path) -> ClipResult:
-        """Load an AMASS clip and retarget it (raises InputFileError / ClipRejected)."""
+        """Load an AMASS ``.npz`` or a ``.bvh`` clip and retarget it (raises InputFileError /
+        ClipRejected)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".bvh":
+            clip = load_bvh(path, self.config.bvh)
+            human = clip.motion
+            reasons = input_gates(human.positions, None, self.config.gates)
+            if reasons:
+                raise ClipRejected("; ".join(reasons))
+            if self.config.max_fps is not None:
+                human = resample_motion(human, self.config.max_fps)
+            self._check_length(human.num_frames, human.fps)
+            result = self.retarget_motion(human)
+            result.motion.quality.update(source_fps=float(clip.motion.fps), **clip.report())
+            return result
+        if suffix != ".npz":
+            raise InputFileError(path, f"unsupported file type {path.suffix or '(none)'!r}; "
+                                       f"supported: {supported_types()}")
         return self.retarget_clip(load_amass(path))
+
+    def _check_rate(self, fps: float) -> None:
+        if not fps >= self.config.reject.min_fps:  # NaN too
+            raise ClipRejected(f"frame rate {fps:g} Hz is below reject.min_fps="
+                               f"{self.config.reject.min_fps:g} Hz")
+
+    def _check_length(self, frames: int, fps: float) -> None:
+        self._check_rate(fps)
+        if frames < self.config.reject.min_frames:
+            raise ClipRejected(f"{frames} frames at {fps:g} Hz, need at least "
+                               f"{self.config.reject.min_frames}")
 
     def retarget_clip(self, clip: HumanClip) -> ClipResult:
         """Retarget a loaded clip."""
         source_fps = clip.fps
+        self._check_rate(source_fps)
+        reasons = input_gates(clip.trans, np.concatenate(
+            [clip.root_orient, clip.body_pose.reshape(clip.num_frames, -1)], axis=1),
+            self.config.gates)
+        if reasons:
+            raise ClipRejected("; ".join(reasons))
         if self.config.max_fps is not None:
             clip = resample_clip(clip, self.config.max_fps)
-        if clip.num_frames < self.config.reject.min_frames:
-            raise ClipRejected(f"{clip.num_frames} frames at {clip.fps:g} Hz, need at least "
-                               f"{self.config.reject.min_frames}")
-        result = self.retarget_motion(self.body_model.forward(clip))
-        result.motion.quality["source_fps"] = float(source_fps)
+        self._check_length(clip.num_frames, clip.fps)
+        body_model, size = self._sized_body_model(clip)
+        result = self.retarget_motion(body_model.forward(clip))
+        result.motion.quality.update(source_fps=float(source_fps), **size)
         return result
+
+    def _sized_body_model(self, clip: HumanClip) -> tuple[BodyModel, dict[str, Any]]:
+        """The body model for this clip, and the subject size it assumed (for the metrics)."""
+        if self.config.body_model != "skeleton":
+            return self.body_model, {"subject_height_source": self.config.body_model}
+        if self.config.human_height_m is not None:
+            return self.body_model, {"subject_height_m": self.config.human_height_m,
+                                     "subject_height_source": "params"}
+        height, frames = fit_height(clip)
+        source = "stance_fit" if frames else "default (no stance to fit)"
+        return SkeletonBodyModel(height_m=height), {
+            "subject_height_m": height, "subject_height_source": source,
+            "subject_height_stance_frames": frames}
 
     def retarget_motion(self, human: HumanMotion) -> ClipResult:
         """Retarget body-model output (already at the output rate)."""
         fps = float(human.fps)
         scaled = scale_human(lowpass_human(human, self.config.smoothing.input_cutoff_hz),
-                             self.mapping, self.geometry)
+                             self.mapping, self.geometry, self.config.ground)
         poses = frame_targets(scaled, self.mapping, self.geometry)
         free_feet = [foot_poses(scaled, self.mapping, self.geometry, f) for f in self.mapping.feet]
         plans = [self._plan_foot(foot, free, fps)
@@ -232,16 +336,26 @@ class Retargeter:
         tracks = self._frame_tracks(poses) + [
             self._foot_track(foot, plan)
             for foot, plan in zip(self.mapping.feet, plans, strict=True)]
-        solution = self.ik.solve_clip(tracks, fps)
+        root_points = [scaled.index(name) for name in self.mapping.frames[0].human]
+        root_path = scaled.positions[:, root_points].mean(axis=1) if root_points else None
+        solution = self.ik.solve_clip(tracks, fps, self._site_clearance(plans), root_path)
         qpos = self._smooth(solution.qpos, plans, fps)
-        quality = self._quality(qpos, fps, poses, free_feet, plans)
+        quality = self._quality(qpos, fps, poses, free_feet, plans, scaled)
         quality.update(scale=scaled.scale, ground_offset_m=scaled.ground_offset_m,
+                       ground_tilt_deg=scaled.ground_tilt_deg,
+                       ground_stance_samples=scaled.ground_samples,
                        human_leg_length_m=scaled.human_leg_length_m,
                        ankle_lift_m=scaled.ankle_lift_m,
                        ik_iterations_mean=float(solution.iterations[1:].mean())
                        if len(solution.iterations) > 1 else 0.0,
-                       ik_iterations_first_frame=int(solution.iterations[0]))
+                       ik_iterations_first_frame=int(solution.iterations[0]),
+                       ik_relaxed_steps=int(solution.relaxed_steps),
+                       joint_speed_at_limit_share=self._at_speed_limit(qpos, fps))
         self._check_usable(qpos, quality)
+        gates = self._gates(qpos, fps, human, scaled, poses[0], quality)
+        quality.update(gates.as_quality())
+        if gates.rejects:
+            raise ClipRejected("; ".join(gates.rejects))
         motion = RobotMotion(
             qpos=qpos, human_joints=scaled.positions, fps=fps, robot=self.robot.name,
             joint_names=self.robot.spec.joint_names, source=str(human.source),
@@ -301,18 +415,21 @@ class Retargeter:
                                       foot.orientation_weight))
 
     def _smooth(self, qpos: np.ndarray, plans: list[FootPlan], fps: float) -> np.ndarray:
-        """Contact-safe low-pass; frames it would push below the floor keep the IK pose."""
+        """Contact-safe low-pass; frames it would push below the floor, or a site out of
+        contact below its swing clearance (into the AMP contact band), keep the IK pose."""
         leg_contact = [plan.contact.any(axis=1) for plan in plans]
         smoothed = lowpass_outside_contacts(qpos, fps, self.config.smoothing, self._leg_columns,
                                             leg_contact, self._upper_columns)
         site_ids = self.robot.contact_site_ids
         _, sites = frame_positions(self.robot.model, smoothed, np.zeros(0, dtype=int), site_ids)
-        below = sites[..., 2].min(axis=1) < self.config.ik.floor_height_m - _SMOOTHING_FLOOR_SLACK_M
+        floor = self.config.ik.floor_height_m + self._site_clearance(plans)
+        below = (sites[..., 2] < floor - _SMOOTHING_FLOOR_SLACK_M).any(axis=1)
         smoothed[below] = qpos[below]
         return smoothed
 
     def _quality(self, qpos: np.ndarray, fps: float, poses: list[PoseTrajectory],
-                 free_feet: list[FootPoses], plans: list[FootPlan]) -> dict[str, Any]:
+                 free_feet: list[FootPoses], plans: list[FootPlan],
+                 scaled: Any = None) -> dict[str, Any]:
         keypoints = [Keypoint(task.name, task.robot_frame, task.frame_type, pose.position)
                      for task, pose in zip(self.mapping.frames, poses, strict=True)
                      if task.position_weight.max() > 0]
@@ -320,10 +437,39 @@ class Retargeter:
                       for foot, free in zip(self.mapping.feet, free_feet, strict=True)]
         contact = np.stack([plans[foot].contact[:, point]
                             for foot, point in self._contact_sites], axis=1)
-        return clip_quality(
+        quality = clip_quality(
             self.robot.model, qpos, fps, keypoints, self.robot.contact_site_ids, contact,
             self.robot.joint_qpos_addresses, self.robot.spec.joint_range_array(),
             poses[0].position, self.config.quality, self.config.ik.floor_height_m)
+        if scaled is not None:
+            self._add_upper_body(quality, qpos, scaled, len(keypoints))
+        return quality
+
+    def _add_upper_body(self, quality: dict[str, Any], qpos: np.ndarray, scaled: Any,
+                        count: int) -> None:
+        """Torso and shoulder direction errors join the keypoint error (a torso offset the
+        position keypoints cannot see, as the chord at the robot's torso length)."""
+        frames = {task.rotation_from: task.robot_frame for task in self.mapping.frames}
+        needed = ("spine3", "left_shoulder", "right_shoulder")
+        if not all(name in frames for name in needed):
+            return
+        point = scaled.point
+        lever = float(np.linalg.norm(self.geometry.body_in_root[frames["left_shoulder"]]
+                                     - self.geometry.body_in_root[frames["spine3"]]))
+        errors = direction_errors(
+            self.robot.model, qpos, frames["spine3"], frames["left_shoulder"],
+            frames["right_shoulder"], point("neck") - point("pelvis"),
+            point("left_shoulder") - point("right_shoulder"), lever)
+        by_frame = quality["keypoint_error_mean_m_by_frame"]
+        total = quality["keypoint_error_mean_m"] * count
+        for name, error in errors.items():
+            by_frame[name] = float(error.mean())
+            total += float(error.mean())
+            quality["keypoint_error_max_m"] = max(quality["keypoint_error_max_m"],
+                                                  float(error.max()))
+            quality[f"{name}_error_mean_deg"] = float(np.degrees(
+                2 * np.arcsin(np.clip(error / (2 * lever), 0, 1))).mean())
+        quality["keypoint_error_mean_m"] = total / (count + len(errors))
 
     def _check_usable(self, qpos: np.ndarray, quality: dict[str, Any]) -> None:
         reject = self.config.reject
@@ -335,6 +481,37 @@ class Retargeter:
         if quality["foot_penetration_max_m"] > reject.max_penetration_m:
             raise ClipRejected(f"foot penetration {quality['foot_penetration_max_m']:.3f} m "
                                f"> {reject.max_penetration_m} m")
+
+    def _gates(self, qpos: np.ndarray, fps: float, human: HumanMotion, scaled: Any,
+               root: PoseTrajectory, quality: dict[str, Any]) -> Any:
+        """Plausibility gates; the human root path is taken before the input low-pass (which
+        would smear a jump or a teleport over several frames), at robot scale."""
+        root_points = [scaled.index(name) for name in self.mapping.frames[0].human]
+        soles = [scaled.index(name) for foot in self.mapping.feet
+                 for name in (foot.human_heel, foot.human_toe)]
+        raw_root = scaled.scale * np.asarray(human.positions)[:, root_points].mean(axis=1)
+        return motion_gates(
+            self.robot.model, qpos, fps, scaled.positions[:, root_points].mean(axis=1), raw_root,
+            quat_yaw(root.quat), scaled.positions[:, soles], self.robot.contact_site_ids,
+            self.robot.joint_qpos_addresses, self.robot.spec.joint_range_array(),
+            self.robot.spec.standing_height_m, quality, self.config.gates)
+
+    def _at_speed_limit(self, qpos: np.ndarray, fps: float) -> float:
+        """Share of frame steps where some joint moved at (>= 99 % of) the per-frame speed
+        limit: the robot lagging the human there (the max joint speed is measured, not set)."""
+        if qpos.shape[0] < 2:
+            return 0.0
+        speed = np.abs(np.diff(qpos[:, self.robot.joint_qpos_addresses], axis=0)).max(axis=1)
+        return float(np.mean(speed * fps >= 0.99 * self.config.ik.joint_speed_limit_rad_s))
+
+    def _site_clearance(self, plans: list[FootPlan]) -> np.ndarray:
+        """[T, S] per contact site: 0 while it is in contact, else the swing clearance (as a
+        hard floor: a site that grazes the floor out of contact slides on it; this also holds
+        the free end of a foot pinned at its heel or toe clear)."""
+        clearance = self.config.contact.swing_clearance_m
+        in_contact = np.stack([(plans[foot].anchor != 0) & plans[foot].contact[:, point]
+                               for foot, point in self._contact_sites], axis=1)
+        return np.where(in_contact, 0.0, clearance)
 
     def _contact_site_feet(self) -> list[tuple[int, int]]:
         """(foot index, 0 heel / 1 toe) of each robot contact site, in the spec's order."""
@@ -406,6 +583,8 @@ class RunReport:
                 "clips_retargeted": len(done),
                 "clips_skipped": sum(o.status == "skipped" for o in self.outcomes),
                 "clips_rejected": sum(o.status == "rejected" for o in self.outcomes),
+                "clips_flagged": sum(bool(o.quality.get("gate_flags")) for o in self.outcomes
+                                     if o.status != "rejected"),
                 "frames_retargeted": frames,
                 "clip_seconds": seconds,
                 "frames_per_second_per_process": frames / seconds if seconds > 0 else None,
@@ -419,17 +598,20 @@ class RunReport:
                                if o.seconds > 0 and o.status == "ok" else None}
                       for o in self.outcomes if o.status != "rejected"},
             "rejected": {o.name: o.reason for o in self.outcomes if o.status == "rejected"},
+            "flagged": {o.name: o.quality["gate_flags"] for o in self.outcomes
+                        if o.status != "rejected" and o.quality.get("gate_flags")},
         }
 
 
-DEFAULT_INCLUDE: tuple[str, ...] = ("*.npz",)
+DEFAULT_INCLUDE: tuple[str, ...] = ("*.npz", "*.bvh")
 # AMASS ships shape-only files beside the motions: SMPL-X ``*_stagei.npz``, SMPL+H ``shape.npz``.
 DEFAULT_EXCLUDE: tuple[str, ...] = ("*_stagei.npz", "shape.npz", "*/shape.npz")
 
 
 def find_clips(src: Path, include: tuple[str, ...] = DEFAULT_INCLUDE,
                exclude: tuple[str, ...] = DEFAULT_EXCLUDE) -> list[Path]:
-    """AMASS ``.npz`` files under ``src`` (recursive), sorted.
+    """Clip files (``SOURCE_SUFFIXES``: AMASS ``.npz``, ``.bvh``) under ``src`` (recursive),
+    sorted; ``src`` itself when it is a file (its type is checked when it is loaded).
 
     A file is taken when its path relative to ``src`` matches one ``include`` glob and no
     ``exclude`` glob (``fnmatch`` rules: ``*`` also matches ``/``).
@@ -442,7 +624,10 @@ def find_clips(src: Path, include: tuple[str, ...] = DEFAULT_INCLUDE,
         return (any(fnmatch.fnmatch(relative, g) for g in include)
                 and not any(fnmatch.fnmatch(relative, g) for g in exclude))
 
-    return sorted(p for p in src.rglob("*.npz") if p.is_file() and wanted(p))
+    # Not only regular files: a directory or a dangling link named like a clip is listed and
+    # then rejected by name (unreadable), never silently skipped.
+    return sorted(p for p in src.rglob("*") if p.suffix.lower() in SOURCE_SUFFIXES
+                  and wanted(p))
 
 
 def prune_outputs(out: Path, keep: set[Path]) -> list[Path]:
@@ -502,6 +687,8 @@ def retarget_one(retargeter: Retargeter, name: str, source: Path, out: Path) -> 
     try:
         result = retargeter.retarget_file(source)
         retargeter.write(result, out, retargeter.config.formats)
+    except StorageError:
+        raise  # a full or read-only disk stops the stage; it is no fault of this clip
     except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the batch
         out.unlink(missing_ok=True)  # a stale output of a clip that is now rejected
         out.with_suffix(".pkl").unlink(missing_ok=True)
@@ -583,12 +770,13 @@ def _execute(pending: list[tuple[str, str, str]], config: RetargetConfig, jobs: 
                                                    "OPENBLAS_NUM_THREADS")}
         os.environ.update(dict.fromkeys(previous, "1"))
         try:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(min(jobs, len(pending)), initializer=_init_worker,
-                              initargs=(config,)) as pool:
-                for outcome in pool.imap_unordered(_run_one, pending):
-                    yield outcome
-                    bar.update()
+            # parallel_map, not multiprocessing.Pool: a worker that dies or fails stops the
+            # stage with the job named, where a Pool would wait forever.
+            for outcome in parallel_map(_run_one, pending, jobs, initializer=_init_worker,
+                                        initargs=(config,), ordered=False,
+                                        describe=lambda job: job[1]):
+                yield outcome
+                bar.update()
         finally:
             for key, value in previous.items():
                 if value is None:

@@ -172,3 +172,48 @@ class SkeletonBodyModel:
             source_sha256=clip.source_sha256,
             body_model=self.name,
         )
+
+
+# Heights the stance fit may return [m]; outside, the fit is not trusted.
+FIT_HEIGHT_RANGE_M = (1.2, 2.2)
+_FIT_STANCE_SPEED_MPS = 0.1  # the lowest sole point of a standing foot moves slower than this
+
+
+def fit_height(clip: HumanClip) -> tuple[float, int]:
+    """The subject's height from the clip's own stance: (height [m], stance frames used).
+
+    The skeleton's bones all scale with its height H and the pelvis sits at ``trans``, so the
+    lowest sole point of a frame is at ``trans_z + H * u`` with ``u`` the same frame's lowest
+    point of a 1 m skeleton (rotations do not depend on H). AMASS puts the floor at z = 0, so
+    every frame whose lowest sole point stands still (a foot on the floor) gives
+    H = -trans_z / u; the median over those frames is the fit. A clip with no such frame (or
+    a fit outside ``FIT_HEIGHT_RANGE_M``) returns (DEFAULT_HEIGHT_M, 0).
+    """
+    unit = SkeletonBodyModel(height_m=1.0)
+    zero = HumanClip(fps=clip.fps, trans=np.zeros_like(clip.trans), root_orient=clip.root_orient,
+                     body_pose=clip.body_pose, betas=clip.betas, gender=clip.gender,
+                     source=clip.source, source_sha256=clip.source_sha256)
+    soles = unit.forward(zero).positions[:, -len(FOOT_POINTS):]  # [T, 4, 3], 1 m skeleton
+    lowest = soles[..., 2].min(axis=1)
+    usable = lowest < -0.1  # a foot below the pelvis (not lying down)
+    if not usable.any():
+        return DEFAULT_HEIGHT_M, 0
+    per_frame = np.where(usable, -clip.trans[:, 2] / np.where(usable, lowest, -1.0), np.nan)
+    guess = float(np.nanmedian(per_frame))
+    # Stance: the lowest sole point at the first guess barely moves horizontally.
+    points = clip.trans[:, None, :] + guess * soles
+    index = points[..., 2].argmin(axis=1)
+    low = points[np.arange(len(index)), index]
+    speed = np.zeros(len(index))
+    if len(index) > 1:
+        step = np.linalg.norm(np.diff(low[:, :2], axis=0), axis=-1) * clip.fps
+        same = index[1:] == index[:-1]
+        speed[1:] = np.where(same, step, np.inf)
+        speed[0] = speed[1]
+    stance = usable & (speed < _FIT_STANCE_SPEED_MPS)
+    if not stance.any():
+        return DEFAULT_HEIGHT_M, 0
+    height = float(np.median(per_frame[stance]))
+    if not FIT_HEIGHT_RANGE_M[0] <= height <= FIT_HEIGHT_RANGE_M[1]:
+        return DEFAULT_HEIGHT_M, 0
+    return height, int(stance.sum())

@@ -30,6 +30,7 @@ import hashlib
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -102,6 +103,8 @@ class SynthesisConfig:
     height of the skeleton the root motion is derived under, metres; duration_scale:
     multiplies every clip's duration; clips: the clip list (names must be unique).
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {"height_m": "> 0", "duration_scale": "> 0"}
 
     seed: int = 0
     height_m: float = 1.75

@@ -6,8 +6,10 @@ Steps (per clip):
 2. positions scaled about the pelvis: the pelvis path is scaled about its first-frame ground
    point (so the clip starts where it started, with the same heading: nothing is rotated), and
    every point keeps its scaled offset from the pelvis;
-3. ground alignment: one vertical shift so the lowest foot sole point over the whole clip
-   touches z = 0 (no fixed offset);
+3. ground from stance (:func:`estimate_ground`): a plane fitted robustly to the sole points
+   while they are slow (standing feet), so a glitch or a kick-step's lowest frame does not set
+   the floor; the clip is levelled onto it (a capture floor tilted by a degree or two would
+   otherwise put stance feet centimetres above or below z = 0 at the two ends of a walk);
 4. target poses: each mapped robot frame gets a position (mean of its human points, shifted by
    its limb-root correction, plus a local offset) and a rotation (its human joint's world
    rotation times the mapping's frame change); feet get a pose from their sole points.
@@ -16,9 +18,11 @@ Steps (per clip):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import mujoco
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from retarget.human import HumanMotion
 from retarget.mapping import FootMapping, FrameMapping, IKMapping
@@ -29,6 +33,7 @@ from robots.rotations import (
     quat_between_vectors,
     quat_mul,
     quat_rotate,
+    quat_to_matrix,
 )
 
 _PELVIS = "pelvis"
@@ -37,6 +42,99 @@ _MIN_SEGMENT_M = 1e-6
 
 class TargetError(AmpkitError):
     """Human motion that cannot be mapped onto the robot (degenerate legs or feet)."""
+
+
+@dataclass(frozen=True)
+class GroundConfig:
+    """Ground from stance (lengths and speeds at robot scale).
+
+    Attributes:
+        stance_speed_mps: Sole points slower than this are stance candidates [m/s].
+        smoothing_s: Speeds are measured on sole points low-passed with a Gaussian of this
+            standard deviation [s].
+        min_samples: Fewer stance samples than this: the floor is the lowest sole point.
+        max_tilt_deg: A fitted floor steeper than this is not trusted; a level one is used.
+        inlier_m: Samples further than this from the fitted plane are left out of the refit
+            (a foot resting on a step, a lifted foot held still) [m].
+    """
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "stance_speed_mps": "> 0", "smoothing_s": ">= 0", "min_samples": ">= 3",
+        "max_tilt_deg": "[0, 45]", "inlier_m": "> 0"}
+
+    stance_speed_mps: float = 0.05
+    smoothing_s: float = 0.03
+    min_samples: int = 10
+    max_tilt_deg: float = 4.0
+    inlier_m: float = 0.01
+
+
+@dataclass(frozen=True)
+class Ground:
+    """A floor plane z = height + slope . (x, y) in the scaled human's frame.
+
+    Attributes:
+        height_m: Height at the origin [m]; slope: [2] dz/dx, dz/dy.
+        samples: Stance samples used (0: the fallback, the lowest sole point).
+    """
+
+    height_m: float
+    slope: np.ndarray
+    samples: int
+
+    @property
+    def tilt_deg(self) -> float:
+        return float(np.degrees(np.arctan(np.linalg.norm(self.slope))))
+
+
+def estimate_ground(points: np.ndarray, fps: float, config: GroundConfig) -> Ground:
+    """Floor plane from slow sole points: least squares, then refit on the inliers.
+
+    Args:
+        points: [T, P, 3] sole points [m].
+        fps: Frame rate [Hz].
+        config: Thresholds.
+    """
+    smooth = points
+    if points.shape[0] >= 3 and config.smoothing_s > 0:
+        smooth = gaussian_filter1d(points, sigma=config.smoothing_s * fps, axis=0,
+                                   mode="nearest")
+    speed = (np.linalg.norm(np.gradient(smooth, axis=0), axis=-1) * fps
+             if points.shape[0] >= 2 else np.zeros(points.shape[:2]))
+    slow = smooth[speed < config.stance_speed_mps]  # [N, 3]
+    if len(slow) < config.min_samples:
+        return Ground(float(points[..., 2].min()), np.zeros(2), 0)
+    keep = np.ones(len(slow), dtype=bool)
+    # A slow point held high (a lifted foot) is above the floor, never below: start from
+    # the lower half so the first fit is not pulled up.
+    keep &= slow[:, 2] <= np.median(slow[:, 2])
+    height, slope = float(np.median(slow[:, 2])), np.zeros(2)
+    for _ in range(3):
+        if keep.sum() < config.min_samples:
+            break
+        design = np.column_stack([np.ones(int(keep.sum())), slow[keep, :2]])
+        coef, *_ = np.linalg.lstsq(design, slow[keep, 2], rcond=None)
+        height, slope = float(coef[0]), coef[1:]
+        if np.degrees(np.arctan(np.linalg.norm(slope))) > config.max_tilt_deg:
+            height, slope = float(np.median(slow[keep, 2])), np.zeros(2)
+        residual = slow[:, 2] - (height + slow[:, :2] @ slope)
+        keep = np.abs(residual) <= config.inlier_m
+    residual = slow[keep, 2] - (height + slow[keep, :2] @ slope) if keep.any() else np.zeros(1)
+    return Ground(height + float(np.median(residual)), np.asarray(slope, dtype=float),
+                  int(keep.sum()))
+
+
+def level_onto(positions: np.ndarray, rotations: np.ndarray, ground: Ground,
+               center_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate points and rotations so ``ground`` becomes z = 0 (about its point under
+    ``center_xy``, which keeps its horizontal place)."""
+    normal = np.array([-ground.slope[0], -ground.slope[1], 1.0])
+    level = quat_between_vectors(normal, np.array([0.0, 0.0, 1.0]))
+    pivot = np.array([center_xy[0], center_xy[1],
+                      ground.height_m + float(center_xy @ ground.slope)])
+    matrix = quat_to_matrix(level)
+    levelled = (positions - pivot) @ matrix.T + np.array([pivot[0], pivot[1], 0.0])
+    return levelled, quat_mul(np.broadcast_to(level, rotations.shape), rotations)
 
 
 @dataclass(frozen=True)
@@ -112,7 +210,10 @@ class ScaledHuman:
         rotations: [T, J, 4] world rotations (unchanged by scaling), wxyz.
         joint_names: Names of the J points.
         scale: Human -> robot scale of the clip (robot leg / human leg).
-        ground_offset_m: Vertical shift applied for ground alignment [m].
+        ground_offset_m: Vertical shift applied for ground alignment (floor height under
+            the first pelvis position) [m].
+        ground_tilt_deg: Tilt of the fitted floor the clip was levelled from [deg].
+        ground_samples: Stance samples the floor was fitted to (0: lowest sole point).
         human_leg_length_m: The clip's human leg length [m].
         ankle_lift_m: Raise of every non-foot target (``match_ankle_height``) [m].
     """
@@ -124,6 +225,8 @@ class ScaledHuman:
     ground_offset_m: float
     human_leg_length_m: float
     ankle_lift_m: float = 0.0
+    ground_tilt_deg: float = 0.0
+    ground_samples: int = 0
 
     def index(self, name: str) -> int:
         return self.joint_names.index(name)
@@ -152,8 +255,10 @@ def human_leg_length(human: HumanMotion, mapping: IKMapping) -> float:
     return length
 
 
-def scale_human(human: HumanMotion, mapping: IKMapping, geometry: RobotGeometry) -> ScaledHuman:
-    """Scale about the pelvis (its path about its first-frame ground point) and ground-align.
+def scale_human(human: HumanMotion, mapping: IKMapping, geometry: RobotGeometry,
+                ground_config: GroundConfig | None = None) -> ScaledHuman:
+    """Scale about the pelvis (its path about its first-frame ground point), then put the
+    floor found from stance (:func:`estimate_ground`) at z = 0.
 
     Per-task scale overrides are applied later, in :func:`frame_targets` / :func:`foot_poses`,
     as offsets from the scaled pelvis.
@@ -166,11 +271,15 @@ def scale_human(human: HumanMotion, mapping: IKMapping, geometry: RobotGeometry)
     scaled = center + scale * (positions - center)
     sole_columns = [human.index(name) for foot in mapping.feet
                     for name in (foot.human_heel, foot.human_toe)]
-    ground_offset = float(scaled[:, sole_columns, 2].min())
-    scaled[..., 2] -= ground_offset
-    result = ScaledHuman(positions=scaled, rotations=np.asarray(human.rotations, dtype=np.float64),
+    ground = estimate_ground(scaled[:, sole_columns], float(human.fps),
+                             ground_config or GroundConfig())
+    rotations = np.asarray(human.rotations, dtype=np.float64)
+    scaled, rotations = level_onto(scaled, rotations, ground, center[:2])
+    result = ScaledHuman(positions=scaled, rotations=rotations,
                          joint_names=tuple(human.joint_names), scale=scale,
-                         ground_offset_m=ground_offset, human_leg_length_m=leg)
+                         ground_offset_m=ground.height_m + float(center[:2] @ ground.slope),
+                         human_leg_length_m=leg, ground_tilt_deg=ground.tilt_deg,
+                         ground_samples=ground.samples)
     if mapping.match_ankle_height:
         result.ankle_lift_m = ankle_lift(result, mapping, geometry)
     return result

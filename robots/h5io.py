@@ -6,18 +6,37 @@ converting and merging short clips. These helpers make the same HDF5 objects thr
 low-level API: files stay ordinary HDF5 that ``h5py.File`` reads back (strings as UTF-8
 variable-length scalars, numbers as 64-bit scalars), with no timestamps, so equal content gives
 equal bytes.
+
+Writing never lets HDF5 touch the disk: the file is built in memory (HDF5's ``core`` driver,
+no backing store) and its image is written with plain ``os.write`` calls
+(:func:`robots.io.write_bytes`). HDF5 itself crashes (SIGSEGV while closing the file) when the
+disk fills during its own writes; this way a full disk is an ordinary ``ENOSPC`` that becomes a
+:class:`robots.errors.StorageError`. The image is byte-identical to what HDF5 writes to disk.
+Files above :data:`MEMORY_IMAGE_LIMIT` bytes are written by HDF5 directly after checking that
+the free space covers them.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from robots.errors import StorageError
+from robots.io import storage_errors, write_bytes
+
 AttrValue = str | int | float
 _STRING = h5py.string_dtype("utf-8")
+
+
+MEMORY_IMAGE_LIMIT = 1 << 30
+"""Estimated file size [bytes] up to which a file is built in memory (the image is copied
+once, so peak memory is about twice this)."""
+_FREE_SPACE_MARGIN = 1.1  # HDF5 metadata on top of the raw array bytes, generously
+_CORE_BLOCK = 1 << 20
 
 
 def write_file(path: str | Path, datasets: dict[str, np.ndarray | tuple[str, ...]],
@@ -27,25 +46,69 @@ def write_file(path: str | Path, datasets: dict[str, np.ndarray | tuple[str, ...
     Datasets are numeric arrays, or sequences of str (stored as UTF-8 variable-length strings).
 
     Not atomic by itself: write to a temporary path (:func:`robots.io.atomic_path`).
+
+    Raises:
+        StorageError: the disk is full, read-only or the location is forbidden.
     """
-    file_creation = h5py.h5p.create(h5py.h5p.FILE_CREATE)
-    file_creation.set_obj_track_times(False)  # the root group would carry timestamps too
-    fid = h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=file_creation)
+    stored = {name: _as_storable(array) for name, array in datasets.items()}
+    size = sum(array.nbytes for array in stored.values())
+    if size <= MEMORY_IMAGE_LIMIT:
+        write_bytes(path, file_image(stored, attrs))
+        return
+    _check_free_space(Path(path), int(size * _FREE_SPACE_MARGIN) + _CORE_BLOCK)
+    with storage_errors(path):
+        fid = h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=_file_creation())
+        try:
+            _fill(fid, stored, attrs)
+        finally:
+            fid.close()
+
+
+def file_image(datasets: dict[str, np.ndarray | tuple[str, ...]],
+               attrs: dict[str, AttrValue]) -> bytes:
+    """The bytes of the HDF5 file :func:`write_file` writes, built in memory."""
+    access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    access.set_fapl_core(block_size=_CORE_BLOCK, backing_store=False)
+    # The core driver without a backing store never creates this name on disk.
+    fid = h5py.h5f.create(b"ampkit-in-memory.h5", h5py.h5f.ACC_TRUNC, fcpl=_file_creation(),
+                          fapl=access)
     try:
-        creation = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        creation.set_obj_track_times(False)  # no timestamps: byte-deterministic files
-        for name, array in datasets.items():
-            array = _as_storable(array)
-            space = h5py.h5s.create_simple(array.shape)
-            file_type = h5py.h5t.py_create(array.dtype, logical=True)
-            memory_type = h5py.h5t.py_create(array.dtype)
-            dataset = h5py.h5d.create(fid, name.encode(), file_type, space, dcpl=creation)
-            dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, array, mtype=memory_type)
-            dataset.close()
-        for name, value in attrs.items():
-            _write_attr(fid, name, value)
+        _fill(fid, {name: _as_storable(a) for name, a in datasets.items()}, attrs)
+        h5py.h5f.flush(fid)
+        return fid.get_file_image()
     finally:
         fid.close()
+
+
+def _file_creation() -> h5py.h5p.PropFCID:
+    file_creation = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    file_creation.set_obj_track_times(False)  # the root group would carry timestamps too
+    return file_creation
+
+
+def _fill(fid: h5py.h5f.FileID, datasets: dict[str, np.ndarray],
+          attrs: dict[str, AttrValue]) -> None:
+    creation = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    creation.set_obj_track_times(False)  # no timestamps: byte-deterministic files
+    for name, array in datasets.items():
+        space = h5py.h5s.create_simple(array.shape)
+        file_type = h5py.h5t.py_create(array.dtype, logical=True)
+        memory_type = h5py.h5t.py_create(array.dtype)
+        dataset = h5py.h5d.create(fid, name.encode(), file_type, space, dcpl=creation)
+        dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, array, mtype=memory_type)
+        dataset.close()
+    for name, value in attrs.items():
+        _write_attr(fid, name, value)
+
+
+def _check_free_space(path: Path, needed: int) -> None:
+    """Refuse a direct HDF5 write that would not fit (HDF5 crashes on a full disk)."""
+    with storage_errors(path):
+        stats = os.statvfs(path.parent)
+    free = stats.f_bavail * stats.f_frsize
+    if free < needed:
+        raise StorageError(path, f"no space left on the device: {needed / 2**20:.0f} MiB "
+                                 f"needed, {free / 2**20:.0f} MiB free (ENOSPC)", errno.ENOSPC)
 
 
 def _as_storable(array: np.ndarray | list[str] | tuple[str, ...]) -> np.ndarray:
@@ -69,6 +132,17 @@ def _write_attr(fid: h5py.h5f.FileID, name: str, value: AttrValue) -> None:
         attr.write(data, mtype=memory_type)
     finally:
         attr.close()
+
+
+def open_error_text(exc: BaseException) -> str:
+    """A one-line reason for an HDF5 open failure (HDF5's own text spans lines)."""
+    code = getattr(exc, "errno", None)
+    if code:
+        return os.strerror(code)
+    text = " ".join(str(exc).split())
+    # HDF5: "Unable to synchronously open file (truncated file: eof = 96, ...)"
+    reason = text.partition("(")[2].split(":")[0].split(",")[0].rstrip(") ")
+    return f"not a readable HDF5 file ({reason})" if reason else text
 
 
 class LeanReader:
@@ -96,6 +170,9 @@ class LeanReader:
             raise KeyError(name)
         attr = h5py.h5a.open(self._fid, name.encode())
         try:
+            if attr.shape != ():  # reading it into a scalar would overrun the buffer
+                raise ValueError(f"attribute {name!r} has shape {attr.shape}, expected a "
+                                 "single value")
             data = np.empty((), dtype=attr.dtype)
             attr.read(data)
         finally:

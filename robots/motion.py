@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from robots.errors import MotionFileError
-from robots.h5io import LeanReader, write_file
+from robots.h5io import LeanReader, open_error_text, write_file
 from robots.io import atomic_path
 
 SCHEMA_VERSION = 1
@@ -98,9 +98,14 @@ def read_motion(path: str | Path) -> RobotMotion:
     try:
         reader = LeanReader(path)
     except (OSError, ValueError) as exc:
-        raise MotionFileError(path, f"cannot open as HDF5 ({exc})") from exc
+        raise MotionFileError(path, f"cannot open as HDF5 ({open_error_text(exc)})") from exc
     with reader:
-        motion = _motion_from(reader, path)
+        try:
+            motion = _motion_from(reader, path)
+        except MotionFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any malformed content names the file
+            raise MotionFileError(path, f"malformed ({exc})") from exc
     _validate(path, motion)
     return motion
 
@@ -117,22 +122,48 @@ def _motion_from(reader: LeanReader, path: Path) -> RobotMotion:
     missing = [a for a in _REQUIRED_ATTRS if a not in attrs]
     if missing:
         raise MotionFileError(path, f"missing attributes {missing}")
-    version = int(attrs.get("schema_version", SCHEMA_VERSION))
+    version = _number(attrs, "schema_version", path, int, SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise MotionFileError(path, f"schema_version {version}, this ampkit reads {SCHEMA_VERSION}")
     return RobotMotion(
         qpos=datasets["qpos"],
         human_joints=datasets["human_joints"],
-        fps=float(attrs["fps"]),
+        fps=_number(attrs, "fps", path, float),
         robot=str(attrs["robot"]),
-        joint_names=tuple(json.loads(attrs["joint_names"])),
+        joint_names=tuple(_json_attr(attrs, "joint_names", path, list)),
         source=str(attrs["source"]),
         source_sha256=str(attrs["source_sha256"]),
         body_model=str(attrs["body_model"]),
-        retarget_params=json.loads(attrs.get("retarget_params", "{}")),
-        quality=json.loads(attrs.get("quality", "{}")),
-        human_joint_names=tuple(json.loads(attrs.get("human_joint_names", "[]"))),
+        retarget_params=_json_attr(attrs, "retarget_params", path, dict, "{}"),
+        quality=_json_attr(attrs, "quality", path, dict, "{}"),
+        human_joint_names=tuple(_json_attr(attrs, "human_joint_names", path, list, "[]")),
     )
+
+
+def _number(attrs: dict[str, Any], name: str, path: Path, kind: type,
+            default: Any = None) -> Any:
+    """Attribute ``name`` as ``kind`` (int or float); a string or array is a MotionFileError."""
+    value = attrs.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise MotionFileError(path, f"attribute {name!r} is {value!r} "
+                                    f"({type(value).__name__}), expected a number")
+    if kind is int and float(value) != int(value):
+        raise MotionFileError(path, f"attribute {name!r} is {value!r}, expected an integer")
+    return kind(value)
+
+
+def _json_attr(attrs: dict[str, Any], name: str, path: Path, kind: type,
+               default: str | None = None) -> Any:
+    """JSON attribute ``name`` decoded, checked to be a ``kind`` (list or dict)."""
+    raw = attrs.get(name, default)
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise MotionFileError(path, f"attribute {name!r} is not valid JSON ({exc})") from None
+    if not isinstance(value, kind):
+        raise MotionFileError(path, f"attribute {name!r} holds {type(value).__name__}, "
+                                    f"expected a JSON {kind.__name__}")
+    return value
 
 
 def _validate(path: Path, motion: RobotMotion) -> None:

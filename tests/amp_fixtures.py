@@ -133,16 +133,17 @@ def write_synthetic_dataset(path: str | Path, robot: robots.Robot, num_clips: in
 
     rng = np.random.default_rng(seed)
     config = ConvertConfig(mirror=mirror)
-    clips = []
+    clips, states = [], []
     for i in range(num_clips):
         walk = AnalyticWalk(forward_speed_mps=float(rng.uniform(0.1, 0.6)),
                             yaw_rate_rps=float(rng.uniform(-0.5, 0.5)),
                             gait_hz=float(rng.uniform(0.8, 1.6)))
         motion = synthetic_motion(robot.spec, 50.0, duration_s, walk)
-        clips += [(c.name, c.features) for c in
-                  convert_with_mirror(motion, robot, config, f"walk_{i}")]
+        converted = convert_with_mirror(motion, robot, config, f"walk_{i}")
+        clips += [(c.name, c.features) for c in converted]
+        states += [(c.qpos, c.qvel) for c in converted]
     data = merge_features(clips, config.fps, robot.name, layout_json(robot.spec.amp_joint_names),
-                          MergeConfig())
+                          MergeConfig(), states=states)
     write_merged(path, data)
     return Path(path)
 

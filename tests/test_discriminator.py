@@ -10,12 +10,14 @@ import optax
 import pytest
 
 from training.discriminator import (
+    add_input_noise,
     discriminator_loss,
     init_replay,
     logit_weight_norm,
     mix_policy_batch,
     replay_insert,
     replay_sample,
+    separability,
     style_reward,
 )
 from training.networks import make_discriminator
@@ -123,3 +125,86 @@ def test_discriminator_learns_smooth_data_from_jittery_random_transitions() -> N
     rewards_data = style_reward(disc.apply(params, data))
     rewards_policy = style_reward(disc.apply(params, policy))
     assert float(jnp.mean(rewards_data)) > float(jnp.mean(rewards_policy)) + 0.3
+
+
+def _train_walk_discriminator(data: jax.Array, policy: jax.Array, steps: int = 300,
+                              noise_std: float = 0.1) -> tuple[object, object]:
+    """The walking presets' discriminator recipe (GP 10, instance noise) on fixed batches."""
+    disc = make_discriminator((64, 64))
+    params = disc.init(jax.random.PRNGKey(5), data[:1])
+    opt = optax.adam(1e-3)
+    opt_state = opt.init(params)
+
+    @jax.jit
+    def step(params, opt_state, key):
+        k_data, k_policy, k_d, k_p = jax.random.split(key, 4)
+        d = data[jax.random.randint(k_data, (256,), 0, data.shape[0])]
+        p = policy[jax.random.randint(k_policy, (256,), 0, policy.shape[0])]
+        d, p = add_input_noise(k_d, d, noise_std), add_input_noise(k_p, p, noise_std)
+        (_, m), g = jax.value_and_grad(discriminator_loss, has_aux=True)(
+            params, disc.apply, d, p, 10.0, 0.01)
+        updates, opt_state = opt.update(g, opt_state)
+        return optax.apply_updates(params, updates), opt_state
+
+    for key in jax.random.split(jax.random.PRNGKey(6), steps):
+        params, opt_state = step(params, opt_state, key)
+    return disc, params
+
+
+@pytest.fixture(scope="module")
+def walk_pairs(tmp_path_factory: pytest.TempPathFactory) -> jax.Array:
+    """Normalized transitions of analytic robot walks (the converted-dataset path)."""
+    from amp_fixtures import write_synthetic_dataset
+
+    import robots
+    from amp.dataset import pair_distribution
+    from amp.merge import read_merged
+
+    path = write_synthetic_dataset(tmp_path_factory.mktemp("disc") / "m.h5",
+                                   robots.load("wildrobot"), num_clips=4, duration_s=4.0)
+    data = read_merged(path)
+    starts, _ = pair_distribution(data.clip_length, data.clip_weight)
+    pairs = np.stack([data.features[starts], data.features[starts + 1]], axis=1)
+    std = np.maximum(data.std, 1e-2)
+    return jnp.asarray((pairs - data.mean) / std, jnp.float32)
+
+
+def test_data_against_replayed_data_stays_near_chance(walk_pairs: jax.Array) -> None:
+    order = jax.random.permutation(jax.random.PRNGKey(0), walk_pairs.shape[0])
+    half = walk_pairs.shape[0] // 2
+    data, replayed = walk_pairs[order[:half]], walk_pairs[order[half:]]
+    disc, params = _train_walk_discriminator(data, replayed)
+    metrics = separability(params, disc.apply, data, replayed)
+    assert 0.4 <= float(metrics["amp/balanced_accuracy"]) <= 0.62
+    # Same distribution: nothing to rely on, and the style reward of both stays alike.
+    assert all(abs(float(v)) < 0.1 for k, v in metrics.items() if "reliance" in k)
+    data_style = float(jnp.mean(style_reward(disc.apply(params, data))))
+    replay_style = float(jnp.mean(style_reward(disc.apply(params, replayed))))
+    assert abs(data_style - replay_style) < 0.1
+
+
+def test_standing_policy_is_separated_and_data_keeps_a_high_style_reward(
+        walk_pairs: jax.Array) -> None:
+    # A standing policy: every transition is the data's mean frame, with a little jitter.
+    standing = 0.05 * jax.random.normal(jax.random.PRNGKey(2), (2048, 2, 29))
+    disc, params = _train_walk_discriminator(walk_pairs, standing)
+    metrics = separability(params, disc.apply, walk_pairs, standing)
+    assert float(metrics["amp/balanced_accuracy"]) > 0.9
+    assert float(jnp.mean(style_reward(disc.apply(params, walk_pairs)))) > 0.6
+    assert float(jnp.mean(style_reward(disc.apply(params, standing)))) < 0.3
+    # The two differ in every moving group; the means are 0 for the policy by construction.
+    assert float(metrics["amp/fisher/joint_pos"]) < float(metrics["amp/fisher/joint_vel"]) + 10
+
+
+def test_separability_names_the_group_that_tells_them_apart() -> None:
+    key = jax.random.PRNGKey(3)
+    data = jax.random.normal(key, (1024, 2, 29))
+    policy = data.at[..., 24].add(3.0)  # only the root height differs, by 3 sigma
+    layer_w = jnp.zeros(58).at[24].set(-1.0).at[24 + 29].set(-1.0)
+    params = {"params": {"logit": {"kernel": layer_w[:, None], "bias": jnp.array([3.0])}}}
+    metrics = separability(params, linear_logits, data, policy)
+    assert float(metrics["amp/balanced_accuracy"]) > 0.9
+    assert float(metrics["amp/reliance/root_height"]) > 0.35
+    assert abs(float(metrics["amp/reliance/joint_pos"])) < 0.02
+    assert float(metrics["amp/fisher/root_height"]) == pytest.approx(4.5, rel=0.15)  # 9/2
+    assert float(metrics["amp/fisher/joint_pos"]) < 0.01

@@ -16,6 +16,7 @@ from eval_fixtures import TINY_EPISODES, TINY_SECONDS, shared_checkpoint
 import robots
 from training import eval_core as core
 from training import evaluate
+from training.envs import kinematics as kin
 from training.policy import random_policy, zero_policy
 from training.scenarios import Scenario, ScenarioError, command_key, default_suite, resized
 
@@ -139,7 +140,7 @@ def test_step_measurements_analytic() -> None:
     frame[0, 25:29] = [1, 0, 0, 0]
     m = core.step_measurements(before, qpos, qvel, force, np.array([[0.3, 0.0, 0.5]]), frame,
                                np.arange(6, 6 + nu))
-    np.testing.assert_allclose(core.heading_velocity(qpos, qvel)[0], [0.3, 0.0, 0.0],
+    np.testing.assert_allclose(kin.heading_velocity(qpos, qvel)[0], [0.3, 0.0, 0.0],
                                atol=1e-12)
     assert m["lin_vel_error"][0] == pytest.approx(0.0, abs=1e-12)
     assert m["yaw_rate_error"][0] == pytest.approx(0.3)

@@ -186,3 +186,11 @@ def test_presets_are_valid_and_sized_as_documented() -> None:
     gpu = PRESETS["gpu"]
     assert gpu.network.policy_hidden == (512, 256, 128) and gpu.amp.hidden == (1024, 512)
     assert dataclasses.asdict(TrainConfig())["ppo"]["discount"] == 0.99
+    walk = PRESETS["cpu-walk"]
+    # The walking bar: at most 25 M env steps on 2 CPU cores; RSI and the walking stance on.
+    assert walk.num_iterations * walk.transitions_per_iteration <= 25_000_000
+    for config in (walk, gpu):
+        overrides = dict(config.env_overrides)
+        assert overrides["reference_init_fraction"] == 0.5
+        assert overrides["default_keyframe"] == "walk"
+        assert config.amp.grad_penalty_weight == 10.0 and config.amp.input_noise_std > 0

@@ -60,7 +60,34 @@ def test_render_reference_stage(tmp_path: Path) -> None:
     assert meta["size"] == (160, 120)
     assert sum(1 for _ in reader) == 11  # 1 s at 10 Hz, both ends
     sheet = iio.imread(out / "contact_sheet.png")
+    assert sheet.shape == (60, 2 * 80, 3)  # two clips: two columns, no blank tile
+
+
+def test_render_reference_says_which_patterns_matched_nothing(tmp_path: Path, capsys) -> None:
+    src, out = tmp_path / "motions", tmp_path / "videos"
+    for name in ("a/take_1", "a/take_2", "b/take_3", "stand"):  # nested, not named "walk"
+        write_motion(src / f"{name}.h5", _walking_motion(30.0, 0.5))
+    params = tmp_path / "params.yaml"
+    params.write_text("render_reference:\n  clips: ['walk_medium*']\n  max_videos: 2\n"
+                      "  width: 160\n  height: 120\n  fps: 10\n  max_seconds: 0.2\n")
+    assert render_reference.main(["--in", str(src), "--out", str(out),
+                                  "--params", str(params)]) == 0
+    err = capsys.readouterr().err
+    assert "'walk_medium*' matched no clip" in err and "first 2 clips" in err
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["a__take_1.mp4", "a__take_2.mp4"]
+    sheet = iio.imread(out / "contact_sheet.png")
     assert sheet.shape == (60, 4 * 80, 3)
+    for column in range(4):  # every tile has content (the sheet has no blank tile)
+        assert sheet[:, column * 80:(column + 1) * 80].std() > 5
+
+
+def test_choose_clips_defaults_to_every_clip() -> None:
+    config = render_reference.RenderReferenceConfig()
+    chosen, unmatched = render_reference.choose_clips(["b", "a", "c"], config.clips,
+                                                      config.max_videos)
+    assert chosen == ["a", "b", "c"] and unmatched == []
+    chosen, unmatched = render_reference.choose_clips(["x1", "walk2"], ("jog*", "walk*"), 3)
+    assert chosen == ["walk2"] and unmatched == ["jog*"]
 
 
 def test_render_reference_without_inputs_fails(tmp_path: Path) -> None:

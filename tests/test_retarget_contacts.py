@@ -99,8 +99,14 @@ def test_pinned_site_holds_still_on_the_floor_and_the_pin_hands_over():
     # heading held from touch-down, no roll; the toe flattens onto the floor while both touch
     assert np.allclose(quat_yaw(plan.body.quat[5:30]), 0.4 + 0.002 * 5)
     assert abs(toe[19, 2]) < 1e-6
-    # outside contact the free targets pass through untouched
-    assert np.allclose(plan.body.position[30:], _walking_foot(frames, 0.4).body.position[30:])
+    # outside contact the free targets pass through, only raised to the swing clearance: this
+    # free sole is at the floor (5 cm below the body), so the body goes up by the clearance
+    free = _walking_foot(frames, 0.4).body.position[30:]
+    assert np.allclose(plan.body.position[30:, :2], free[:, :2])
+    assert np.allclose(plan.body.position[30:, 2], free[:, 2] + ContactConfig().swing_clearance_m)
+    unraised = plan_foot(_walking_foot(frames, 0.4), contact, HEEL, TOE, IDENTITY, 0.0,
+                         ContactConfig(swing_clearance_m=0.0))
+    assert np.allclose(unraised.body.position[30:], free)
 
 
 def test_pitch_follows_the_human_about_the_pin_and_never_through_the_floor():

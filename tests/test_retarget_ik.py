@@ -166,3 +166,52 @@ def test_warm_started_frames_track_a_moving_target(robot, mapping):
                 reached = frame_pose(robot.model, data, track.frame_names[0], "body")
                 worst = max(worst, float(np.linalg.norm(reached[4:] - track.wxyz_xyz[k, 4:])))
     assert worst < 1e-3
+
+
+def _jump_tracks(robot, mapping, start: np.ndarray, end: np.ndarray, frames: int,
+                 jump_at: int) -> list[TrackTargets]:
+    """Targets of pose ``start`` until ``jump_at``, then of pose ``end`` (a one-frame jump)."""
+    per_frame = [tracks_from_pose(robot, mapping, start if k < jump_at else end)
+                 for k in range(frames)]
+    return [TrackTargets(first.name, first.frame_names, first.frame_types,
+                         np.zeros(frames, dtype=int),
+                         np.concatenate([f[i].wxyz_xyz for f in per_frame]),
+                         np.repeat(first.position_cost, frames, axis=0),
+                         np.repeat(first.orientation_cost, frames, axis=0))
+            for i, first in enumerate(per_frame[0])]
+
+
+def test_joint_speed_limit_holds_per_frame_not_per_iteration(robot, mapping):
+    """Targets jump to a far pose: with 4 iterations per frame a per-iteration limit let
+    joints move 4x the limit per frame; the per-frame limit holds exactly, and the robot
+    still gets there over the following frames."""
+    rng = np.random.default_rng(11)
+    start, end = random_reachable_qpos(robot, rng), random_reachable_qpos(robot, rng)
+    end[:7] = start[:7]
+    config = IKConfig(joint_speed_limit_rad_s=10.0, max_iterations=4,
+                      min_relative_improvement=0.0, error_tolerance=0.0)
+    fps, frames = 50.0, 40
+    tracks = _jump_tracks(robot, mapping, start, end, frames, jump_at=5)
+    result = RobotIK(robot, config, mapping.posture_weight).solve_clip(tracks, fps)
+    joints = result.qpos[:, 7:]
+    speed = np.abs(np.diff(joints, axis=0)).max(axis=1) * fps
+    assert speed.max() <= 10.0 + 1e-6
+    assert speed.max() > 9.0  # the limit was what held it (the jump needs more)
+    assert result.iterations[6:10].min() >= 2  # several iterations per frame, still bounded
+
+
+def test_root_moves_at_most_the_ratio_of_its_path(robot, mapping):
+    """The root path stands still while the targets jump 20 cm: the root may move only the
+    slack per frame (0.02 m/s here)."""
+    rng = np.random.default_rng(12)
+    start = random_reachable_qpos(robot, rng)
+    end = start.copy()
+    end[0] += 0.2
+    fps, frames = 50.0, 20
+    tracks = _jump_tracks(robot, mapping, start, end, frames, jump_at=5)
+    config = IKConfig(root_speed_ratio=1.2, root_speed_slack_mps=0.02)
+    path = np.tile(start[:3], (frames, 1))
+    result = RobotIK(robot, config, mapping.posture_weight).solve_clip(
+        tracks, fps, root_path=path)
+    step = np.abs(np.diff(result.qpos[:, :3], axis=0)).max(axis=1) * fps
+    assert step.max() <= 0.02 + 1e-9

@@ -33,8 +33,11 @@ import numpy as np
 
 from amp.dataset import AmpDataset, load_dataset, sample_pairs
 from amp.merge import read_contact_rule
+from robots.cli import stage_parser
 from robots.config import build_config
 from robots.errors import AmpkitError
+from robots.io import check_writable, remove_stale_temps
+from robots.lock import output_lock
 from training import checkpoint as ckpt
 from training import sharding
 from training.config import PRESETS, ConfigError, TrainConfig, apply_overrides, preset
@@ -45,6 +48,7 @@ from training.iteration import (
     training_iteration,
 )
 from training.run_log import RunLog, write_final_metrics
+from training.rundir import prepare_run_dir, run_id
 from training.train_state import Networks, TrainState, init_train_state, make_networks
 
 RUN_LENGTH_KEYS = ("num_iterations", "checkpoint_every", "keep_checkpoints", "log_every",
@@ -146,6 +150,31 @@ def check_contact_rule(env: Any, dataset: AmpDataset) -> None:
                           f"environment labels them with {env_rule}")
 
 
+def with_reference_init(env: Any, dataset: AmpDataset) -> Any:
+    """``env`` starting its configured share of episodes from the dataset's reference states
+    (reference-state initialization); ``env`` itself when that share is 0.
+
+    Raises:
+        AmpkitError: RSI is asked for but the dataset holds no reference states.
+    """
+    fraction = getattr(getattr(env, "config", None), "reference_init_fraction", 0.0)
+    if not fraction:
+        return env
+    data = dataset.data
+    if not data.has_reference_states:
+        raise AmpkitError(f"{dataset.path}: env.reference_init_fraction={fraction} needs the "
+                          "dataset's reference states (qpos/qvel), which it does not hold; "
+                          "re-run merge on converted clips, or set env.reference_init_fraction=0")
+    from training.envs.base import reference_states
+
+    seeded = env.with_reference_states(reference_states(data.qpos, data.qvel, data.clip_length,
+                                                        data.clip_weight))
+    loaded_as = getattr(env, "_ampkit_loaded_as", None)
+    if loaded_as is not None:  # the compiled iteration bakes these states in: key by content
+        seeded._ampkit_loaded_as = (*loaded_as, dataset.content_sha256)
+    return seeded
+
+
 def load_reference(path: str | Path, env: Any, verify_hash: bool = True) -> AmpDataset:
     """The merged dataset, refused (``DatasetFileError``) when its robot, feature layout or
     frame rate differ from the environment's."""
@@ -178,8 +207,9 @@ def compiled_iteration(env: Any, networks: Networks, config: TrainConfig, mesh: 
 
 def _env_key(env: Any, config: TrainConfig) -> Any:
     """Environments built by name from the same config are interchangeable; others by object."""
-    if getattr(env, "_ampkit_loaded_as", None) == (config.env, config.env_overrides):
-        return env._ampkit_loaded_as
+    loaded_as = getattr(env, "_ampkit_loaded_as", None)
+    if loaded_as is not None and loaded_as[:2] == (config.env, config.env_overrides):
+        return loaded_as
     return id(env)
 
 
@@ -278,6 +308,7 @@ class _Run:
             "env_steps": iteration * self.config.transitions_per_iteration,
             "jax_version": jax.__version__,
             "devices": [str(d) for d in self.mesh.devices.flat],
+            "run_id": run_id(self.config.to_dict(), self.dataset.content_sha256),
         }
 
     def save(self, state: TrainState, iteration: int) -> Path:
@@ -294,8 +325,24 @@ class _Run:
 
 
 def train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *,
-          env: Any = None, resume: bool = False, allow_data_mismatch: bool = False,
-          stop_at: int | None = None, progress: bool = True) -> TrainResult:
+          overwrite: bool = False, **kwargs: Any) -> TrainResult:
+    """:func:`_train` holding the run directory: one writer at a time, one run per directory.
+
+    Before any work: the metrics locations must take a file, the run directory is locked
+    (another run writing there fails fast, naming it), temporaries of killed runs are removed,
+    and a fresh run into a directory that holds a run is refused unless ``overwrite``
+    (:func:`training.rundir.prepare_run_dir`).
+    """
+    check_writable(files=(paths.metrics_json, paths.progress_csv), directories=(paths.out,))
+    with output_lock(paths.out):
+        remove_stale_temps(paths.out)
+        prepare_run_dir(paths.out, bool(kwargs.get("resume")), overwrite)
+        return _train(config, data, paths, **kwargs)
+
+
+def _train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *,
+           env: Any = None, resume: bool = False, allow_data_mismatch: bool = False,
+           stop_at: int | None = None, progress: bool = True) -> TrainResult:
     """Train (or, with ``resume``, continue from the newest checkpoint in ``paths``).
 
     Args:
@@ -317,12 +364,11 @@ def train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *
         env = load_env(config)
     dataset = data if isinstance(data, AmpDataset) else load_reference(data, env)
     check_contact_rule(env, dataset)
+    env = with_reference_init(env, dataset)
     run = _Run(config, env, dataset, paths)
     start = 0
     if resume:
-        latest = ckpt.latest_checkpoint(paths.checkpoints)
-        if latest is None:
-            raise ckpt.CheckpointError(f"{paths.checkpoints}: no checkpoint to resume from")
+        latest = ckpt.require_good_checkpoint(paths.checkpoints)  # skips damaged ones, saying so
         state = run.restore(latest, allow_data_mismatch)
         start = int(ckpt.read_meta(latest)["iteration"])
     else:
@@ -386,7 +432,7 @@ def _write_summary(run: _Run, paths: RunPaths, iteration: int, metrics: dict[str
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training.amp", description=__doc__,
+    parser = stage_parser("train", prog="python -m training.amp", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="merged AMP dataset (.h5)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
@@ -394,6 +440,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/amp"), help="run directory")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (a fresh run into a non-empty "
+                             "--out is refused otherwise)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config field (repeatable)")
     parser.add_argument("--allow-data-mismatch", action="store_true",
@@ -409,9 +458,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Preset + ``--set``; on ``--resume`` the checkpoint's config + ``--set``."""
     if args.resume:
-        latest = ckpt.latest_checkpoint(args.out / "checkpoints")
+        latest, _ = ckpt.newest_good_checkpoint(args.out / "checkpoints", warn=False)
         if latest is None:
-            raise ckpt.CheckpointError(f"{args.out / 'checkpoints'}: no checkpoint to resume")
+            raise ckpt.CheckpointError(f"{args.out / 'checkpoints'}: no usable checkpoint to "
+                                       "resume from")
         base = config_from_dict(ckpt.read_meta(latest)["config"])
         if args.preset is not None and preset(args.preset) != base:
             print(f"note: --preset {args.preset} ignored on --resume; using the checkpoint's "
@@ -426,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = RunPaths(args.out, args.metrics, args.plot)
     try:
         config = resolve_config(args)
-        result = train(config, args.data, paths, resume=args.resume,
+        result = train(config, args.data, paths, resume=args.resume, overwrite=args.overwrite,
                        allow_data_mismatch=args.allow_data_mismatch,
                        progress=not args.no_progress)
     except NonFiniteError as exc:
@@ -441,4 +491,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from robots.errors import run_main
+
+    sys.exit(run_main(main, "train"))

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from amp.features import rotate_inverse
 from robots.errors import AmpkitError
+from training.envs import kinematics as kin
 from training.scenarios import Scenario, ScenarioError, command_key
 
 GRAVITY_MPS2 = 9.81
@@ -156,18 +156,6 @@ def _body_id(mj_model: Any, name: str) -> int | None:
     return None if body_id < 0 else int(body_id)
 
 
-def noise_scale_vector(observation_layout: tuple[tuple[str, int], ...],
-                       noise_config: Any) -> np.ndarray:
-    """Uniform noise half-width per observation entry [O], as the walking env builds it
-    (zeros when its noise is disabled)."""
-    per_block = {"gravity_local": noise_config.gravity, "gyro": noise_config.gyro_rps,
-                 "joint_pos": noise_config.joint_pos_rad,
-                 "joint_vel": noise_config.joint_vel_rps}
-    enabled = bool(noise_config.enabled)
-    return np.concatenate([np.full(size, per_block.get(name, 0.0) if enabled else 0.0,
-                                   np.float32) for name, size in observation_layout])
-
-
 def block_slice(layout: tuple[tuple[str, int], ...], name: str) -> slice:
     """Slice of block ``name`` in an observation layout."""
     start = 0
@@ -179,21 +167,6 @@ def block_slice(layout: tuple[tuple[str, int], ...], name: str) -> slice:
 
 
 # --------------------------------------------------------------------------- per step
-def heading_velocity(qpos: Any, qvel: Any, xp: Any = np) -> Any:
-    """Root linear velocity in the heading frame (world rotated by the root's yaw), [..., 3]."""
-    w, x, y, z = qpos[..., 3], qpos[..., 4], qpos[..., 5], qpos[..., 6]
-    yaw = xp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-    cos, sin = xp.cos(yaw), xp.sin(yaw)
-    vx, vy, vz = qvel[..., 0], qvel[..., 1], qvel[..., 2]
-    return xp.stack([cos * vx + sin * vy, -sin * vx + cos * vy, vz], axis=-1)
-
-
-def yaw_rate_world(qpos: Any, qvel: Any, xp: Any = np) -> Any:
-    """World-z angular velocity of the root [...] (qvel[3:6] is in the root frame)."""
-    conjugate = qpos[..., 3:7] * xp.asarray([1.0, -1.0, -1.0, -1.0], dtype=qpos.dtype)
-    return rotate_inverse(conjugate, qvel[..., 3:6], xp)[..., 2]
-
-
 def step_measurements(qpos_before: Any, qpos: Any, qvel: Any, actuator_force: Any,
                       command: Any, terminal_frame: Any, actuator_dofs: np.ndarray,
                       xp: Any = np) -> dict[str, Any]:
@@ -211,13 +184,11 @@ def step_measurements(qpos_before: Any, qpos: Any, qvel: Any, actuator_force: An
         [rad/s], abs_torque [..., nu] [N m], power [...] sum |torque * joint speed| [W],
         distance [...] planar root displacement [m], foot_contact [..., 2] (left, right).
     """
-    velocity = heading_velocity(qpos, qvel, xp)
+    velocity = kin.heading_velocity(qpos, qvel, xp)
     lin_error = xp.sqrt(xp.sum((command[..., :2] - velocity[..., :2]) ** 2, axis=-1))
-    yaw_error = xp.abs(command[..., 2] - yaw_rate_world(qpos, qvel, xp))
+    yaw_error = xp.abs(command[..., 2] - kin.yaw_rate_world(qpos, qvel, xp))
     joint_speed = qvel[..., actuator_dofs]
-    contacts = terminal_frame[..., 25:29]
-    foot = xp.stack([xp.maximum(contacts[..., 0], contacts[..., 1]),
-                     xp.maximum(contacts[..., 2], contacts[..., 3])], axis=-1)
+    foot = kin.foot_contact(terminal_frame, xp)
     return {
         "lin_vel_error": lin_error,
         "yaw_rate_error": yaw_error,
@@ -232,12 +203,19 @@ ACCUMULATED = ("lin_vel_error", "yaw_rate_error", "abs_torque", "power", "distan
                "foot_contact")
 
 
+MIN_SWING_STEPS = 3
+"""A foot must have been off the floor for at least this many control steps (60 ms at 50 Hz)
+before touching down again counts as a step: contact chatter of a sliding foot is no step."""
+
+
 def init_accumulator(num_episodes: int, num_actuators: int, xp: Any = np) -> dict[str, Any]:
-    """Zeroed running sums: ``steps`` (measured steps), ``fell``, ``style`` and every
-    :data:`ACCUMULATED` quantity, one row per episode."""
+    """Zeroed running sums: ``steps`` (measured steps), ``fell``, ``style``, every
+    :data:`ACCUMULATED` quantity, and the gait counters (see :func:`count_steps`), one row
+    per episode."""
     zeros = {"steps": (), "fell": (), "style": (), "lin_vel_error": (), "yaw_rate_error": (),
              "abs_torque": (num_actuators,), "power": (), "distance": (),
-             "foot_contact": (2,)}
+             "foot_contact": (2,), "air_steps": (2,), "touchdowns": (2,),
+             "alternating_touchdowns": (), "last_touchdown_foot": ()}
     return {name: xp.zeros((num_episodes, *shape), dtype=xp.float32)
             for name, shape in zeros.items()}
 
@@ -267,7 +245,54 @@ def accumulate(acc: dict[str, Any], measurements: dict[str, Any], measured: Any,
         out[name] = acc[name] + xp.where(counted, value, 0.0)
     out["steps"] = acc["steps"] + measured
     out["fell"] = xp.maximum(acc["fell"], fell_now)
+    out.update(count_steps(acc, measurements["foot_contact"], measured, xp))
     return out
+
+
+def count_steps(acc: dict[str, Any], foot_contact: Any, measured: Any,
+                xp: Any = np) -> dict[str, Any]:
+    """Update the gait counters with this step's foot contacts [E, 2] (left, right; 0/1).
+
+    A touchdown is a foot touching after at least :data:`MIN_SWING_STEPS` steps in the air. It
+    alternates when the other foot made the previous touchdown (``last_touchdown_foot``: 0 none
+    or both at once, 1 left, 2 right). A shuffle (feet never leave the floor) and a hop (both
+    feet land together) make no alternating steps. Only ``measured`` steps are counted.
+    """
+    touching = foot_contact > 0.5
+    counted = (measured > 0)[..., None]
+    touchdown = touching & (acc["air_steps"] >= MIN_SWING_STEPS) & counted
+    left, right = touchdown[..., 0], touchdown[..., 1]
+    last = acc["last_touchdown_foot"]
+    alternating = (left & ~right & (last == 2)) | (right & ~left & (last == 1))
+    new_last = xp.where(left & ~right, 1.0, xp.where(right & ~left, 2.0,
+                                                     xp.where(left & right, 0.0, last)))
+    return {
+        "air_steps": xp.where(touching, 0.0, acc["air_steps"] + 1.0),
+        "touchdowns": acc["touchdowns"] + touchdown.astype(xp.float32),
+        "alternating_touchdowns": acc["alternating_touchdowns"] + alternating.astype(xp.float32),
+        "last_touchdown_foot": new_last.astype(xp.float32),
+    }
+
+
+def gait_metrics(a: dict[str, np.ndarray], control_dt: float) -> dict[str, float]:
+    """Stepping figures of a scenario's episodes from the gait counters.
+
+    Returns:
+        ``step_rate_hz`` (touchdowns per second, both feet), ``step_alternation`` (share of
+        touchdowns made by the other foot than the previous one) and ``walking_rate`` (share
+        of episodes that neither fell nor shuffled: at least one touchdown per foot every
+        2 s, and at least 80 % of them alternating).
+    """
+    seconds = np.maximum(a["steps"] * control_dt, control_dt)
+    touchdowns = a["touchdowns"].sum(axis=-1)
+    alternation = a["alternating_touchdowns"] / np.maximum(touchdowns, 1.0)
+    stepping = (a["touchdowns"].min(axis=-1) >= seconds / 2.0) & (alternation >= 0.8)
+    return {
+        "step_rate_hz": float(touchdowns.sum() / seconds.sum()),
+        "step_alternation": float(a["alternating_touchdowns"].sum()
+                                  / max(float(touchdowns.sum()), 1.0)),
+        "walking_rate": float(np.mean(stepping & (a["fell"] == 0))),
+    }
 
 
 # --------------------------------------------------------------------------- summaries
@@ -281,8 +306,7 @@ def dataset_duty_factor(features: np.ndarray, clip_start: np.ndarray,
     duty = np.zeros(2)
     weights = np.asarray(clip_weight, np.float64) / np.sum(clip_weight)
     for start, length, weight in zip(clip_start, clip_length, weights, strict=True):
-        contacts = features[int(start):int(start) + int(length), 25:29]
-        foot = np.stack([contacts[:, :2].max(axis=1), contacts[:, 2:].max(axis=1)], axis=1)
+        foot = kin.foot_contact(features[int(start):int(start) + int(length)])
         duty += weight * foot.mean(axis=0)
     return duty
 
@@ -329,6 +353,7 @@ def scenario_metrics(acc: dict[str, np.ndarray], episodes: np.ndarray, setup: Ep
         "mechanical_power_w": float(a["power"].sum() / total),
         "cost_of_transport": energy_j / max(weight_distance, weight_floor),
         "duty_factor": {"left": float(duty[0]), "right": float(duty[1])},
+        **gait_metrics(a, control_dt),
     }
     if has_style:
         metrics["style_score"] = float(a["style"].sum() / total)

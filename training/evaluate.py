@@ -14,7 +14,10 @@ noise multiplier.
 Per scenario (``metrics/eval.json`` -> ``scenarios``): success rate (no fall within the episode),
 survival time, linear and yaw velocity tracking error, distance and speed, mean |torque| per
 actuator, mechanical power, cost of transport, style score (the discriminator's reward on the
-policy's transitions), foot-contact duty factor and the dataset's. ``sim2sim`` holds the same
+policy's transitions), foot-contact duty factor and the dataset's, and the gait: steps per
+second, step alternation and ``walking_rate``, the share of episodes that survived while
+stepping left-right (``training.eval_core.gait_metrics``): a shuffle survives, but does not
+walk. ``sim2sim`` holds the same
 metrics from plain MuJoCo (``training.sim2sim``) on the first few episodes of each scenario
 (``--sim2sim-episodes``; commands go round-robin, so these are the first commands), replayed
 from the same initial poses with the same noise and push draws, and the gap per metric: MuJoCo
@@ -35,9 +38,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robots.cli import stage_parser
 from robots.errors import AmpkitError
-from robots.io import write_json_atomic
+from robots.io import check_writable, write_json_atomic
 from training import eval_core as core
+from training.envs import kinematics as kin
 from training.eval_core import EpisodeSetup, EvaluationError, ScenarioGroup
 from training.policy import PolicyFn, StyleFn, jit_policy
 from training.scenarios import Scenario, default_suite, resized
@@ -88,7 +93,7 @@ def _build_functions(env: Any) -> _Functions:
     layout = check_layout(env)
     obs_size = env.observation_size
     command_slice = core.block_slice(layout, "command")
-    noise_vector = jnp.asarray(core.noise_scale_vector(layout, env.config.noise))
+    noise_vector = jnp.asarray(kin.noise_widths(layout, env.config.noise))
     dofs = core.actuator_dof_addresses(env.mj_model)
 
     def observe(state: Any, aux_keys: jax.Array, noise_scale: jax.Array,
@@ -307,7 +312,8 @@ def evaluate_mjx(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *,
 # --------------------------------------------------------------------------- reporting
 GAP_METRICS = ("success_rate", "survival_s", "lin_vel_error_mps", "yaw_rate_error_rps",
                "distance_m", "speed_mps", "mechanical_power_w", "cost_of_transport",
-               "style_score", "duty_factor/left", "duty_factor/right")
+               "style_score", "duty_factor/left", "duty_factor/right", "step_rate_hz",
+               "step_alternation", "walking_rate")
 """Metrics whose MuJoCo-minus-MJX gap is reported (plus mean |torque| per actuator)."""
 
 
@@ -325,7 +331,9 @@ def sim2sim_gap(mjx: dict[str, dict[str, Any]],
 def format_table(scenarios: dict[str, dict[str, Any]],
                  gaps: dict[str, dict[str, float]] | None = None) -> str:
     """A fixed-width text table of the main metrics (one row per scenario)."""
-    columns = [("success", "success_rate", "{:7.2f}"), ("lin_err", "lin_vel_error_mps", "{:7.3f}"),
+    columns = [("success", "success_rate", "{:7.2f}"), ("walking", "walking_rate", "{:7.2f}"),
+               ("alt", "step_alternation", "{:7.2f}"),
+               ("lin_err", "lin_vel_error_mps", "{:7.3f}"),
                ("yaw_err", "yaw_rate_error_rps", "{:7.3f}"), ("dist_m", "distance_m", "{:7.2f}"),
                ("power_W", "mechanical_power_w", "{:7.2f}"), ("CoT", "cost_of_transport",
                                                                "{:7.2f}"),
@@ -367,7 +375,7 @@ def load_dataset_duty(path: Path, robot_name: str) -> tuple[np.ndarray, str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
+    parser = stage_parser("evaluate", prog="python -m training.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="checkpoint directory, or a run directory (its newest checkpoint)")
@@ -445,14 +453,15 @@ def evaluate_checkpoint(checkpoint: Path, *, data: Path | None = None, episodes:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check_writable(files=(args.out,))  # a read-only --out fails now, not after the work
         report = evaluate_checkpoint(args.checkpoint, data=args.data, episodes=args.episodes,
                                      seconds=args.seconds,
                                      sim2sim_episodes=args.sim2sim_episodes, seed=args.seed,
                                      policy=args.policy)
+        write_json_atomic(args.out, report)
     except AmpkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    write_json_atomic(args.out, report)
     gaps = report.get("sim2sim", {}).get("gap")
     print(f"{report['checkpoint']} (iteration {report['iteration']}, policy {args.policy}, "
           f"{args.episodes} episodes x {args.seconds:g} s per scenario)")
@@ -463,4 +472,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from robots.errors import run_main
+
+    sys.exit(run_main(main, "evaluate"))

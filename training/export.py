@@ -28,7 +28,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from robots.errors import AmpkitError
-from robots.io import atomic_path
+from robots.io import atomic_path, check_writable
 
 OPSET = 17
 INPUT_NAME = "obs"
@@ -119,8 +119,10 @@ def build_policy_onnx(layers: list[tuple[np.ndarray, np.ndarray]], obs_mean: np.
 
 def snapshot_metadata(snapshot: Any) -> dict[str, Any]:
     """What a deployment needs besides the graph: where it came from and how to apply it."""
+    from training.sim2sim import default_qpos
+
     env, model = snapshot.env, snapshot.env.mj_model
-    keyframe = env.robot.keyframe_qpos()
+    keyframe = default_qpos(env)
     actuator_qpos = model.jnt_qposadr[model.actuator_trnid[:, 0]]
     return {
         "checkpoint": str(snapshot.path),
@@ -166,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.policy import load_snapshot
 
     try:
+        check_writable(files=(args.out,))  # a read-only --out fails before any work
         snapshot = load_snapshot(args.checkpoint)
         size = save_onnx(export_snapshot(snapshot), args.out)
     except AmpkitError as exc:
@@ -177,4 +180,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from robots.errors import run_main
+
+    sys.exit(run_main(main, "export"))

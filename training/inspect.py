@@ -121,4 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from robots.errors import run_main
+
+    sys.exit(run_main(main, "inspect"))

@@ -21,7 +21,14 @@ import optax
 
 from training import ppo
 from training.config import TrainConfig
-from training.discriminator import discriminator_loss, mix_policy_batch, replay_insert, style_reward
+from training.discriminator import (
+    add_input_noise,
+    discriminator_loss,
+    mix_policy_batch,
+    replay_insert,
+    separability,
+    style_reward,
+)
 from training.networks import clamp_log_std, gaussian_entropy, gaussian_kl, gaussian_log_prob
 from training.normalization import normalize, update_stats
 from training.train_state import Networks, TrainState
@@ -133,10 +140,15 @@ def discriminator_phase(state: TrainState, networks: Networks, config: TrainConf
     def disc_step(carry: tuple[Any, Any], xs: tuple[jax.Array, jax.Array]) -> tuple[Any, Metrics]:
         params, opt_state = carry
         data_batch, key = xs
-        policy_batch = mix_policy_batch(key, policy_pairs, state.replay, amp.batch_size,
+        mix_key, data_noise_key, policy_noise_key = jax.random.split(key, 3)
+        policy_batch = mix_policy_batch(mix_key, policy_pairs, state.replay, amp.batch_size,
                                         amp.replay_fraction)
-        data_n = normalize(amp_stats, data_batch, amp.normalizer_clip)
-        policy_n = normalize(amp_stats, policy_batch, amp.normalizer_clip)
+        data_n = add_input_noise(data_noise_key,
+                                 normalize(amp_stats, data_batch, amp.normalizer_clip),
+                                 amp.input_noise_std)
+        policy_n = add_input_noise(policy_noise_key,
+                                   normalize(amp_stats, policy_batch, amp.normalizer_clip),
+                                   amp.input_noise_std)
         (_, metrics), grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
             params, logits, data_n, policy_n, amp.grad_penalty_weight, amp.logit_weight_decay)
         updates, opt_state = networks.disc_optimizer.update(grads, opt_state, params)
@@ -148,7 +160,13 @@ def discriminator_phase(state: TrainState, networks: Networks, config: TrainConf
         disc_step, (state.disc_params, state.disc_opt_state), (data_pairs, keys))
     state = state.replace(disc_params=disc_params, disc_opt_state=disc_opt_state,
                           amp_stats=amp_stats)
-    return state, jax.tree.map(jnp.mean, metrics)
+    metrics = jax.tree.map(jnp.mean, metrics)
+    # Evidence of what separates the two, with the updated discriminator, on clean inputs.
+    probe = policy_pairs[:amp.batch_size]
+    metrics.update(separability(disc_params, logits,
+                                normalize(amp_stats, data_pairs[0], amp.normalizer_clip),
+                                normalize(amp_stats, probe, amp.normalizer_clip)))
+    return state, metrics
 
 
 def style_rewards(state: TrainState, networks: Networks, config: TrainConfig,

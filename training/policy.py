@@ -89,16 +89,19 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint directory from a checkpoint, a ``checkpoints/`` folder or a run directory
     (the newest checkpoint in the latter two).
 
+    A named checkpoint is used as is (and refused by :func:`load_snapshot` when damaged); in
+    a folder, damaged or non-finite newer checkpoints are skipped with a warning naming them.
+
     Raises:
-        training.checkpoint.CheckpointError: nothing that looks like a checkpoint.
+        training.checkpoint.CheckpointError: nothing that looks like a checkpoint, or no
+            usable one.
     """
     path = Path(path)
-    if (path / ckpt.META_FILE).exists():
+    if (path / ckpt.META_FILE).exists() or path.name.startswith(ckpt.PREFIX):
         return path
     for folder in (path, path / "checkpoints"):
-        latest = ckpt.latest_checkpoint(folder)
-        if latest is not None:
-            return latest
+        if ckpt.list_checkpoints(folder):
+            return ckpt.require_good_checkpoint(folder)
     raise ckpt.CheckpointError(f"{path}: no checkpoint here (expected a directory with "
                                f"{ckpt.META_FILE}, a checkpoints/ folder or a run directory)")
 
@@ -123,7 +126,7 @@ def load_snapshot(path: str | Path, env: Any = None) -> PolicySnapshot:
     from training.amp import load_env
 
     path = resolve_checkpoint(path)
-    meta = ckpt.read_meta(path)
+    meta = ckpt.verify_checkpoint(path)  # checksums and finite values: never export NaN
     config = read_checkpoint_config(meta)
     records = {record["path"]: (index, record) for index, record in enumerate(meta["leaves"])}
     observation_size = _recorded_shape(records, OBS_STATS_PREFIX + ".mean", path)[0]

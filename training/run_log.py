@@ -31,6 +31,12 @@ CSV_METRICS: dict[str, str] = {
     "disc_data_logit": "amp/data_logit_mean",
     "disc_policy_logit": "amp/policy_logit_mean",
     "disc_grad_penalty": "amp/grad_penalty",
+    "disc_balanced_accuracy": "amp/balanced_accuracy",
+    **{f"disc_reliance_{group}": f"amp/reliance/{group}"
+       for group in ("joint_pos", "joint_vel", "root_lin_vel", "root_ang_vel", "root_height",
+                     "foot_contact")},
+    "lin_vel_error": "env/lin_vel_error_mps",
+    "forward_velocity": "env/forward_velocity_mps",
 }
 CSV_COLUMNS: tuple[str, ...] = ("iteration", "env_steps", "env_steps_per_s", *CSV_METRICS)
 

@@ -27,15 +27,13 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from amp.features import amp_features, rotate_inverse
+from amp.features import amp_features
 from training import eval_core as core
+from training.envs import kinematics as kin
+from training.envs.kinematics import OBSERVATION_BLOCKS
 from training.eval_core import EpisodeSetup, EvaluationError
 from training.policy import PolicyFn, StyleFn, jit_policy
 from training.scenarios import Scenario
-
-OBSERVATION_BLOCKS = ("gravity_local", "gyro", "joint_pos", "joint_vel", "last_action", "command")
-"""The layout :class:`ObservationBuilder` reproduces (``WildRobotWalk.observation_layout``)."""
-_GRAVITY_DIR = np.array([0.0, 0.0, -1.0])
 
 
 class ObservationBuilder:
@@ -51,18 +49,15 @@ class ObservationBuilder:
         if names != OBSERVATION_BLOCKS:
             raise EvaluationError(f"the numpy observation builder reproduces the blocks "
                                   f"{OBSERVATION_BLOCKS}; this environment has {names}")
-        self.default_joints = np.asarray(env.robot.keyframe_qpos()[7:], np.float32)
-        self.noise_vector = core.noise_scale_vector(self.layout, env.config.noise)
+        self.default_joints = np.asarray(default_qpos(env)[7:], np.float32)
+        self.noise_vector = kin.noise_widths(self.layout, env.config.noise)
         self.size = int(sum(size for _, size in self.layout))
 
     def clean(self, qpos: np.ndarray, qvel: np.ndarray, last_action: np.ndarray,
               command: np.ndarray) -> np.ndarray:
         """[..., O] float32 from qpos [..., nq], qvel [..., nv], the last (clipped) action
         [..., nu] and the command [..., 3]."""
-        gravity = rotate_inverse(qpos[..., 3:7], np.broadcast_to(_GRAVITY_DIR, qpos[..., :3].shape))
-        parts = (gravity, qvel[..., 3:6], qpos[..., 7:] - self.default_joints, qvel[..., 6:],
-                 last_action, command)
-        return np.concatenate([np.asarray(p, np.float32) for p in parts], axis=-1)
+        return kin.policy_observation(qpos, qvel, self.default_joints, last_action, command)
 
     def noisy(self, clean: np.ndarray, unit: np.ndarray,
               multiplier: np.ndarray | float = 1.0) -> np.ndarray:
@@ -114,7 +109,7 @@ class MujocoBatch:
         self.site_ids = np.asarray(env.robot.contact_site_ids)
         self.amp_joint_indices = np.asarray(spec.amp_joint_indices)
         self.dofs = core.actuator_dof_addresses(model)
-        keyframe = env.robot.keyframe_qpos()
+        keyframe = default_qpos(env)
         self.default_ctrl = keyframe[model.jnt_qposadr[model.actuator_trnid[:, 0]]]
         self.joint_range = spec.joint_range_array()
         self.action_clip = float(cfg.action_clip)
@@ -140,7 +135,7 @@ class MujocoBatch:
         standing pose with the env's joint noise drawn here (numpy, from the seed); returns
         the first observations [E, O]."""
         cfg = self.env.config
-        keyframe = self.env.robot.keyframe_qpos()
+        keyframe = default_qpos(self.env)
         for e, (model, data) in enumerate(zip(self.models, self.datas, strict=True)):
             mujoco.mj_resetData(model, data)
             if initial_qpos is None:
@@ -191,8 +186,8 @@ class MujocoBatch:
     def _record(self) -> None:
         if self.record:
             self.trajectory.append(self.qpos.copy())
-            heading = core.heading_velocity(self.qpos, self.qvel)
-            yaw_rate = core.yaw_rate_world(self.qpos, self.qvel)
+            heading = kin.heading_velocity(self.qpos, self.qvel)
+            yaw_rate = kin.yaw_rate_world(self.qpos, self.qvel)
             self.velocity.append(np.stack([heading[:, 0], heading[:, 1], yaw_rate], axis=1))
 
     # ----------------------------------------------------------------- step
@@ -261,13 +256,10 @@ class MujocoBatch:
     def _fell(self) -> np.ndarray:
         """The environment's fall rule on the current state, [E] bool."""
         cfg = self.env.config.termination
-        finite = np.all(np.isfinite(self.qpos), axis=1) & np.all(np.isfinite(self.qvel), axis=1)
         with np.errstate(invalid="ignore"):
-            gravity = rotate_inverse(self.qpos[:, 3:7], np.broadcast_to(_GRAVITY_DIR,
-                                                                        (self.num_episodes, 3)))
-            low = self.qpos[:, 2] < cfg.min_root_height_m
-            tilted = gravity[:, 2] > -np.cos(cfg.max_tilt_rad)
-        return ~finite | low | tilted
+            _, fell, _ = kin.fall_state(self.qpos, self.qvel, cfg.min_root_height_m,
+                                        cfg.max_tilt_rad)
+        return fell
 
     @property
     def accumulator(self) -> dict[str, np.ndarray]:
@@ -385,3 +377,9 @@ def record_rollouts(policy_fn: PolicyFn, env: Any, commands: tuple[tuple[float, 
                        fps=1.0 / env.control_dt,
                        fell_at_s=None if np.isnan(fell_at[e]) else float(fell_at[e]))
             for e in range(len(commands))]
+
+
+def default_qpos(env: Any) -> np.ndarray:
+    """The environment's default pose [nq] (its ``default_qpos``, else the robot keyframe)."""
+    pose = getattr(env, "default_qpos", None)
+    return np.asarray(env.robot.keyframe_qpos() if pose is None else pose, np.float64)

@@ -48,6 +48,49 @@ class State:
     info: dict[str, Any]
 
 
+@struct.dataclass
+class ReferenceStates:
+    """Robot states an episode may start from (reference-state initialization, RSI).
+
+    Attributes:
+        qpos: [N, nq] configurations of every dataset frame (root xyz, root quat wxyz, joints).
+        qvel: [N, nv] their velocities (MuJoCo free-joint convention).
+        frame_cdf: [N] cumulative probability of starting at each frame (clip weight spread
+            evenly over the clip's frames); the last entry is exactly 1.
+    """
+
+    qpos: jax.Array
+    qvel: jax.Array
+    frame_cdf: jax.Array
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.qpos.shape[0])
+
+    def draw(self, rng: jax.Array) -> jax.Array:
+        """A frame index [] int32, drawn with the ``frame_cdf`` probabilities."""
+        index = jnp.searchsorted(self.frame_cdf, jax.random.uniform(rng, ()), side="right")
+        return jnp.minimum(index, self.num_frames - 1).astype(jnp.int32)
+
+
+def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any) -> ReferenceStates:
+    """:class:`ReferenceStates` from a merged dataset's arrays (numpy in, float32 jax out).
+
+    Args:
+        qpos: [N, nq]; qvel: [N, nv]; clip_length: [C] frames per clip; clip_weight: [C].
+    """
+    import numpy as np
+
+    lengths = np.asarray(clip_length, np.int64)
+    weights = np.asarray(clip_weight, np.float64)
+    frame_weight = np.repeat(weights / np.maximum(lengths, 1), lengths)
+    cdf = np.cumsum(frame_weight) / frame_weight.sum()
+    cdf[int(np.flatnonzero(frame_weight > 0)[-1]):] = 1.0
+    return ReferenceStates(qpos=jnp.asarray(qpos, jnp.float32),
+                           qvel=jnp.asarray(qvel, jnp.float32),
+                           frame_cdf=jnp.asarray(cdf, jnp.float32))
+
+
 class Env(abc.ABC):
     """Base class of a training environment.
 

@@ -40,6 +40,7 @@ factors (``randomization.DomainFactors.privileged_vector``) and the push force o
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +52,9 @@ from mujoco import mjx
 import robots
 from amp.features import FEATURE_DIM, ContactRule, amp_features, rotate_inverse
 from robots.config import ConfigError
+from training.envs import kinematics as kin
 from training.envs import rewards as rw
-from training.envs.base import Env, State, tree_where
+from training.envs.base import Env, ReferenceStates, State, tree_where
 from training.envs.randomization import (
     DomainFactors,
     RandomizationConfig,
@@ -60,8 +62,6 @@ from training.envs.randomization import (
     privileged_size,
     sample_factors,
 )
-
-_GRAVITY_DIR = np.array([0.0, 0.0, -1.0], np.float32)
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,16 @@ class WalkConfig:
         robot: Robot registry name (``robots.load``).
         control_dt: Policy period [s]; 0.02 matches the 50 FPS AMP data.
         sim_dt: Physics timestep [s]; must divide ``control_dt`` (see the module docstring).
+        default_keyframe: MJCF keyframe of the default pose: the standing start of an episode,
+            the centre of the actions and of the ``joint_pos`` observation, and (its pelvis
+            height) the base-height target unless ``rewards.base_height_target_m`` is set.
         action_scale_rad: Joint target offset per unit action [rad].
         action_clip: Actions are clipped to ±this before use.
         reset_joint_noise_rad: Uniform noise on the standing joint angles at reset [rad].
+        reference_init_fraction: Share of episodes that start from a random reference frame
+            (reference-state initialization) instead of the standing pose. Only used once
+            reference states are attached (:meth:`WildRobotWalk.with_reference_states`, done
+            by the trainer); evaluation always starts from the standing pose.
         contact: The AMP contact rule (the same default as the dataset's conversion).
         commands: Velocity command sampling.
         noise: Observation noise.
@@ -137,9 +144,11 @@ class WalkConfig:
     robot: str = "wildrobot"
     control_dt: float = 0.02
     sim_dt: float = 0.005
+    default_keyframe: str = "stand"
     action_scale_rad: float = 0.5
     action_clip: float = 1.0
     reset_joint_noise_rad: float = 0.05
+    reference_init_fraction: float = 0.0
     contact: ContactRule = ContactRule()
     commands: CommandConfig = CommandConfig()
     noise: NoiseConfig = NoiseConfig()
@@ -174,10 +183,11 @@ class WildRobotWalk(Env):
         self._joint_dofs = self.robot.joint_dof_addresses
         self._contact_site_ids = jnp.asarray(self.robot.contact_site_ids)
         self._amp_joint_indices = jnp.asarray(spec.amp_joint_indices)
-        self._default_qpos = jnp.asarray(self.robot.keyframe_qpos(), jnp.float32)
-        self._default_joints = jnp.asarray(self.robot.keyframe_qpos()[7:], jnp.float32)
+        self.default_qpos = _keyframe_qpos(mj_model, config.default_keyframe)
+        self._default_qpos = jnp.asarray(self.default_qpos, jnp.float32)
+        self._default_joints = jnp.asarray(self.default_qpos[7:], jnp.float32)
         actuator_qpos = mj_model.jnt_qposadr[mj_model.actuator_trnid[:, 0]]
-        self._default_ctrl = jnp.asarray(self.robot.keyframe_qpos()[actuator_qpos], jnp.float32)
+        self._default_ctrl = jnp.asarray(self.default_qpos[actuator_qpos], jnp.float32)
         ranges = spec.joint_range_array()
         self._joint_lower = jnp.asarray(ranges[:, 0], jnp.float32)
         self._joint_upper = jnp.asarray(ranges[:, 1], jnp.float32)
@@ -186,12 +196,16 @@ class WildRobotWalk(Env):
         self._soft_lower = jnp.asarray(centre - soft, jnp.float32)
         self._soft_upper = jnp.asarray(centre + soft, jnp.float32)
         target = config.rewards.base_height_target_m
-        self._height_target = float(spec.standing_height_m if target is None else target)
+        self._height_target = float(self.default_qpos[2] if target is None else target)
         self._latency_slots = config.randomization.max_latency_steps + 1
         push = config.randomization.push
         self._push_on = bool(config.randomization.enabled and push.enabled)
         self._push_duration_steps = max(1, int(round(push.duration_s / config.control_dt)))
         self._noise_scale = self._build_noise_scale()
+        self.reference: ReferenceStates | None = None
+        if not 0.0 <= config.reference_init_fraction <= 1.0:
+            raise ConfigError(f"reference_init_fraction={config.reference_init_fraction} "
+                              "must lie in [0, 1]")
 
         self.observation_size = sum(size for _, size in self.observation_layout())
         self.privileged_observation_size = sum(
@@ -200,9 +214,9 @@ class WildRobotWalk(Env):
     # ----------------------------------------------------------------- layouts
     def observation_layout(self) -> tuple[tuple[str, int], ...]:
         """(name, size) of each policy-observation block, in order (THE size definition)."""
-        n, nu = self._num_joints, self.action_size
-        return (("gravity_local", 3), ("gyro", 3), ("joint_pos", n), ("joint_vel", n),
-                ("last_action", nu), ("command", 3))
+        sizes = {"gravity_local": 3, "gyro": 3, "joint_pos": self._num_joints,
+                 "joint_vel": self._num_joints, "last_action": self.action_size, "command": 3}
+        return tuple((name, sizes[name]) for name in kin.OBSERVATION_BLOCKS)
 
     def privileged_observation_layout(self) -> tuple[tuple[str, int], ...]:
         """(name, size) of each privileged-observation block, in order."""
@@ -211,13 +225,9 @@ class WildRobotWalk(Env):
                 ("foot_contact", 4), ("domain_factors", domain), ("push_force", 3))
 
     def _build_noise_scale(self) -> jax.Array:
-        noise = self.config.noise
-        if not noise.enabled:
+        if not self.config.noise.enabled:
             return jnp.zeros(0)
-        per_block = {"gravity_local": noise.gravity, "gyro": noise.gyro_rps,
-                     "joint_pos": noise.joint_pos_rad, "joint_vel": noise.joint_vel_rps}
-        return jnp.concatenate([jnp.full(size, per_block.get(name, 0.0), jnp.float32)
-                                for name, size in self.observation_layout()])
+        return jnp.asarray(kin.noise_widths(self.observation_layout(), self.config.noise))
 
     # ----------------------------------------------------------------- AMP
     def amp_frame(self, data: mjx.Data, contact_vel: jax.Array | None = None) -> jax.Array:
@@ -242,15 +252,22 @@ class WildRobotWalk(Env):
                                    qvel=jnp.asarray(qvel, jnp.float32), ctrl=self._default_ctrl)
         return mjx.kinematics(self.model, data)
 
+    def with_reference_states(self, reference: ReferenceStates) -> WildRobotWalk:
+        """A copy of this environment whose resets start ``reference_init_fraction`` of the
+        episodes from a random frame of ``reference`` (qpos [N, nq] of this robot)."""
+        if reference.qpos.shape[-1] != self.model.nq or reference.qvel.shape[-1] != self.model.nv:
+            raise ConfigError(f"reference states have nq={reference.qpos.shape[-1]}, "
+                              f"nv={reference.qvel.shape[-1]}; {self.config.robot} has "
+                              f"nq={self.model.nq}, nv={self.model.nv}")
+        env = copy.copy(self)
+        env.reference = reference
+        return env
+
     # ----------------------------------------------------------------- reset
     def reset(self, rng: jax.Array) -> State:
         rng, qpos_key, command_key, domain_key, push_key = jax.random.split(rng, 5)
-        noise = jax.random.uniform(qpos_key, (self._num_joints,), jnp.float32,
-                                   -self.config.reset_joint_noise_rad,
-                                   self.config.reset_joint_noise_rad)
-        joints = jnp.clip(self._default_joints + noise, self._joint_lower, self._joint_upper)
-        qpos = self._default_qpos.at[7:].set(joints)
-        data = self.kinematic_data(qpos, jnp.zeros(self.model.nv))
+        qpos, qvel = self._initial_state(qpos_key)
+        data = self.kinematic_data(qpos, qvel)
 
         factors = sample_factors(domain_key, self.config.randomization, self.model,
                                  self._num_joints)
@@ -273,7 +290,7 @@ class WildRobotWalk(Env):
             "push_steps_left": jnp.zeros((), jnp.int32),
             "next_push_step": self._push_interval(push_key, step),
             "feet_air_time": jnp.zeros(2, jnp.float32),
-            "last_foot_contact": jnp.ones(2, jnp.float32),
+            "last_foot_contact": self._foot_contact(frame),
         }
         obs_key = jax.random.fold_in(rng, 1)
         clean_obs = self._clean_observation(data, no_action, command)
@@ -288,13 +305,60 @@ class WildRobotWalk(Env):
             info=info,
         )
 
+    def _initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(qpos [nq], qvel [nv]) an episode starts from: the standing pose with joint noise,
+        or (RSI) a random reference frame moved to the origin in x and y."""
+        noise_key, use_key, frame_key = jax.random.split(key, 3)
+        noise = jax.random.uniform(noise_key, (self._num_joints,), jnp.float32,
+                                   -self.config.reset_joint_noise_rad,
+                                   self.config.reset_joint_noise_rad)
+        joints = jnp.clip(self._default_joints + noise, self._joint_lower, self._joint_upper)
+        qpos = self._default_qpos.at[7:].set(joints)
+        qvel = jnp.zeros(self.model.nv, jnp.float32)
+        fraction = self.config.reference_init_fraction
+        if self.reference is None or fraction <= 0.0:
+            return qpos, qvel
+        frame = self.reference.draw(frame_key)
+        ref_qpos = self.reference.qpos[frame].at[0:2].set(0.0)
+        from_reference = jax.random.uniform(use_key, ()) < fraction
+        return (jnp.where(from_reference, ref_qpos, qpos),
+                jnp.where(from_reference, self.reference.qvel[frame], qvel))
+
+    def reset_to_reference(self, rng: jax.Array, frame: jax.Array) -> State:
+        """A fresh episode (as :meth:`reset`) started exactly at reference frame ``frame``
+        (its x, y moved to the origin); needs reference states attached."""
+        if self.reference is None:
+            raise ConfigError("reset_to_reference needs reference states "
+                              "(with_reference_states)")
+        state = self.reset(rng)
+        qpos = self.reference.qpos[frame].at[0:2].set(0.0)
+        data = self.kinematic_data(qpos, self.reference.qvel[frame])
+        frame_features = self.amp_frame(data)
+        info = {**state.info, "amp_prev_frame": frame_features,
+                "amp_terminal_frame": frame_features, "amp_frame": frame_features,
+                "last_foot_contact": self._foot_contact(frame_features)}
+        no_action = jnp.zeros(self.action_size, jnp.float32)
+        clean_obs = self._clean_observation(data, no_action, info["command"])
+        return state.replace(
+            data=data, obs=self._noisy(clean_obs, jax.random.fold_in(info["rng"], 1)),
+            privileged_obs=self._privileged(clean_obs, data, frame_features, info["domain"],
+                                            info["push_force"]),
+            info=info)
+
+    @staticmethod
+    def _foot_contact(frame: jax.Array) -> jax.Array:
+        """Per-foot contact [2] (left, right): either of the foot's points touches."""
+        return kin.foot_contact(frame, jnp)
+
     def metric_names(self) -> tuple[str, ...]:
         """Keys of ``State.metrics``: the reward terms, then diagnostics."""
-        return (*self.reward_names, "forward_velocity_mps", "root_height_m", "fell")
+        return (*self.reward_names, "forward_velocity_mps", "lin_vel_error_mps", "root_height_m",
+                "fell")
 
     # ----------------------------------------------------------------- step
     def step(self, state: State, action: jax.Array) -> State:
         info = state.info
+        command_before = info["command"]
         rng, command_key, push_key, obs_key, reset_key = jax.random.split(info["rng"], 5)
         action = jnp.clip(action.astype(jnp.float32), -self.config.action_clip,
                           self.config.action_clip)
@@ -315,10 +379,10 @@ class WildRobotWalk(Env):
         timed_out = step >= self.episode_length
         done = fell | timed_out
 
-        foot_contact = jnp.stack([jnp.maximum(frame[25], frame[26]),
-                                  jnp.maximum(frame[27], frame[28])])
+        foot_contact = self._foot_contact(frame)
         terms, air_time = self._reward_terms(data, info, action, previous_action, gravity_local,
-                                             frame[25:29], foot_contact, contact_vel, fell)
+                                             frame[kin.FOOT_CONTACT], foot_contact, contact_vel,
+                                             fell)
         # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
         terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
         scaled = rw.scale_terms(terms, self.config.rewards.weights)
@@ -352,6 +416,8 @@ class WildRobotWalk(Env):
         metrics = {
             **scaled,
             "forward_velocity_mps": jnp.where(finite, heading_vel[0], 0.0),
+            "lin_vel_error_mps": jnp.where(
+                finite, jnp.linalg.norm(command_before[:2] - heading_vel[:2]), 0.0),
             "root_height_m": jnp.where(finite, data.qpos[2], 0.0),
             "fell": fell.astype(jnp.float32),
         }
@@ -371,12 +437,8 @@ class WildRobotWalk(Env):
     # ----------------------------------------------------------------- pieces
     def _termination(self, data: mjx.Data) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(state is finite [], fell [], unit gravity in the root frame [3])."""
-        finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
-        gravity_local = rotate_inverse(data.qpos[3:7], jnp.asarray(_GRAVITY_DIR), jnp)
         cfg = self.config.termination
-        fell = (~finite | (data.qpos[2] < cfg.min_root_height_m)
-                | (gravity_local[2] > -np.cos(cfg.max_tilt_rad)))
-        return finite, fell, gravity_local
+        return kin.fall_state(data.qpos, data.qvel, cfg.min_root_height_m, cfg.max_tilt_rad, jnp)
 
     def physics_model(self, factors: DomainFactors) -> mjx.Model:
         """The model one environment steps with: nominal, or with its factors applied."""
@@ -397,7 +459,7 @@ class WildRobotWalk(Env):
                       ) -> tuple[dict[str, jax.Array], jax.Array]:
         cfg = self.config.rewards
         command = info["command"]
-        ang_vel_world = _rotate(data.qpos[3:7], data.qvel[3:6])
+        ang_vel_world = kin.world_angular_velocity(data.qpos, data.qvel, jnp)
         moving = (jnp.linalg.norm(command[:2]) > cfg.min_command_speed_mps).astype(jnp.float32)
         air_term, air_time = rw.feet_air_time(foot_contact, info["last_foot_contact"],
                                               info["feet_air_time"], self.control_dt,
@@ -424,19 +486,12 @@ class WildRobotWalk(Env):
 
     def _heading_velocity(self, data: mjx.Data) -> jax.Array:
         """Root linear velocity [3] in the heading frame (world rotated by the root's yaw)."""
-        w, x, y, z = data.qpos[3], data.qpos[4], data.qpos[5], data.qpos[6]
-        yaw = jnp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-        cos, sin = jnp.cos(yaw), jnp.sin(yaw)
-        vx, vy, vz = data.qvel[0], data.qvel[1], data.qvel[2]
-        return jnp.stack([cos * vx + sin * vy, -sin * vx + cos * vy, vz])
+        return kin.heading_velocity(data.qpos, data.qvel, jnp)
 
     def _clean_observation(self, data: mjx.Data, action: jax.Array,
                            command: jax.Array) -> jax.Array:
-        gravity_local = rotate_inverse(data.qpos[3:7], jnp.asarray(_GRAVITY_DIR), jnp)
-        return jnp.concatenate([
-            gravity_local, data.qvel[3:6], data.qpos[7:] - self._default_joints, data.qvel[6:],
-            action, command,
-        ]).astype(jnp.float32)
+        return kin.policy_observation(data.qpos, data.qvel, self._default_joints, action,
+                                      command, jnp)
 
     def _noisy(self, clean_obs: jax.Array, key: jax.Array) -> jax.Array:
         if not self.config.noise.enabled:
@@ -448,7 +503,7 @@ class WildRobotWalk(Env):
                     factors: DomainFactors, push_force: jax.Array) -> jax.Array:
         lin_vel_local = rotate_inverse(data.qpos[3:7], data.qvel[0:3], jnp)
         return jnp.concatenate([
-            clean_obs, lin_vel_local, data.qpos[2:3], frame[25:29],
+            clean_obs, lin_vel_local, data.qpos[2:3], frame[kin.FOOT_CONTACT],
             factors.privileged_vector(), push_force,
         ]).astype(jnp.float32)
 
@@ -490,10 +545,12 @@ class WildRobotWalk(Env):
         }
 
 
-def _rotate(quat_wxyz: jax.Array, vec: jax.Array) -> jax.Array:
-    """R(q) v for a unit quaternion [4] and a vector [3]."""
-    conjugate = quat_wxyz * jnp.array([1.0, -1.0, -1.0, -1.0])
-    return rotate_inverse(conjugate, vec, jnp)
+def _keyframe_qpos(mj_model: Any, name: str) -> np.ndarray:
+    """qpos [nq] of keyframe ``name``; an unknown name lists the model's keyframes."""
+    names = [mj_model.key(i).name for i in range(mj_model.nkey)]
+    if name not in names:
+        raise ConfigError(f"default_keyframe={name!r}; the model's keyframes: {names}")
+    return mj_model.key(name).qpos.copy()
 
 
 def _substeps(control_dt: float, sim_dt: float) -> int:

@@ -1,0 +1,100 @@
+"""The walking task's kinematics, written once for numpy and JAX (``xp``), like ``amp.features``.
+
+The MJX environment (jax), the MJX evaluation (jax) and the plain-MuJoCo sim-to-sim runner
+(numpy) all compute these from qpos/qvel, so a change to the task is made here once:
+
+- :func:`gravity_local`, :func:`heading_velocity`, :func:`yaw_rate_world`;
+- :func:`fall_state`: the fall rule;
+- :func:`foot_contact`: per-foot contact from the AMP frame (by the layout's slice);
+- :func:`policy_observation` and :func:`noise_widths`: the policy observation and its noise.
+
+Arrays are batched over leading axes. ``qpos`` [..., 7 + n] is root xyz, root quat wxyz,
+joints; ``qvel`` [..., 6 + n] is MuJoCo's free-joint velocity (world linear, local angular).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from amp.features import layout_slices, rotate_inverse
+
+GRAVITY_DIRECTION = (0.0, 0.0, -1.0)
+FOOT_CONTACT = layout_slices()["foot_contact"]
+"""Slice of the AMP frame holding left_toe, left_heel, right_toe, right_heel contacts."""
+OBSERVATION_BLOCKS = ("gravity_local", "gyro", "joint_pos", "joint_vel", "last_action",
+                      "command")
+"""Blocks of the walking task's policy observation, in order."""
+NOISY_BLOCKS = {"gravity_local": "gravity", "gyro": "gyro_rps", "joint_pos": "joint_pos_rad",
+                "joint_vel": "joint_vel_rps"}
+"""Observation block → the ``NoiseConfig`` field holding its uniform noise half-width."""
+
+
+def gravity_local(quat_wxyz: Any, xp: Any = np) -> Any:
+    """Unit gravity direction in the root frame, [..., 3]."""
+    dtype = getattr(quat_wxyz, "dtype", None)
+    down = xp.asarray(GRAVITY_DIRECTION, dtype=dtype)
+    return rotate_inverse(quat_wxyz, xp.broadcast_to(down, quat_wxyz.shape[:-1] + (3,)), xp)
+
+
+def heading_velocity(qpos: Any, qvel: Any, xp: Any = np) -> Any:
+    """Root linear velocity in the heading frame (world rotated by the root's yaw), [..., 3]."""
+    w, x, y, z = qpos[..., 3], qpos[..., 4], qpos[..., 5], qpos[..., 6]
+    yaw = xp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    cos, sin = xp.cos(yaw), xp.sin(yaw)
+    vx, vy, vz = qvel[..., 0], qvel[..., 1], qvel[..., 2]
+    return xp.stack([cos * vx + sin * vy, -sin * vx + cos * vy, vz], axis=-1)
+
+
+def world_angular_velocity(qpos: Any, qvel: Any, xp: Any = np) -> Any:
+    """Root angular velocity in the world frame [..., 3] (qvel[3:6] is in the root frame)."""
+    conjugate = qpos[..., 3:7] * xp.asarray([1.0, -1.0, -1.0, -1.0], dtype=qpos.dtype)
+    return rotate_inverse(conjugate, qvel[..., 3:6], xp)
+
+
+def yaw_rate_world(qpos: Any, qvel: Any, xp: Any = np) -> Any:
+    """World-z angular velocity of the root [...] [rad/s]."""
+    return world_angular_velocity(qpos, qvel, xp)[..., 2]
+
+
+def fall_state(qpos: Any, qvel: Any, min_root_height_m: float, max_tilt_rad: float,
+               xp: Any = np) -> tuple[Any, Any, Any]:
+    """(finite [...], fell [...], gravity_local [..., 3]).
+
+    A fall: a non-finite state, the root below ``min_root_height_m``, or its z axis tilted
+    further than ``max_tilt_rad`` from vertical.
+    """
+    finite = xp.all(xp.isfinite(qpos), axis=-1) & xp.all(xp.isfinite(qvel), axis=-1)
+    gravity = gravity_local(qpos[..., 3:7], xp)
+    fell = ~finite | (qpos[..., 2] < min_root_height_m) | (gravity[..., 2] > -np.cos(max_tilt_rad))
+    return finite, fell, gravity
+
+
+def foot_contact(frame: Any, xp: Any = np) -> Any:
+    """Per-foot contact [..., 2] (left, right) from AMP frames [..., 29]: either point touches."""
+    contact = frame[..., FOOT_CONTACT]
+    return xp.stack([xp.maximum(contact[..., 0], contact[..., 1]),
+                     xp.maximum(contact[..., 2], contact[..., 3])], axis=-1)
+
+
+def policy_observation(qpos: Any, qvel: Any, default_joints: Any, last_action: Any,
+                       command: Any, xp: Any = np) -> Any:
+    """The noise-free policy observation [..., O] float32 (blocks :data:`OBSERVATION_BLOCKS`).
+
+    Args:
+        default_joints: [n] the default pose's joint angles (``joint_pos`` is relative to it).
+        last_action: [..., nu] the previous (clipped) policy action.
+        command: [..., 3] vx [m/s], vy [m/s], yaw rate [rad/s].
+    """
+    parts = (gravity_local(qpos[..., 3:7], xp), qvel[..., 3:6], qpos[..., 7:] - default_joints,
+             qvel[..., 6:], last_action, command)
+    return xp.concatenate([xp.asarray(p, dtype=xp.float32) for p in parts], axis=-1)
+
+
+def noise_widths(observation_layout: tuple[tuple[str, int], ...], noise: Any) -> np.ndarray:
+    """Uniform noise half-width per observation entry [O] float32 (zeros when disabled)."""
+    return np.concatenate([
+        np.full(size, getattr(noise, NOISY_BLOCKS[name]) if noise.enabled and name in NOISY_BLOCKS
+                else 0.0, np.float32)
+        for name, size in observation_layout])
