@@ -15,10 +15,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from mujoco import mjx
 
 import robots
+from amp.dataset import clip_cdf
 
 
 @struct.dataclass
@@ -79,16 +81,13 @@ def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any) -
     Args:
         qpos: [N, nq]; qvel: [N, nv]; clip_length: [C] frames per clip; clip_weight: [C].
     """
-    import numpy as np
-
     lengths = np.asarray(clip_length, np.int64)
     weights = np.asarray(clip_weight, np.float64)
     frame_weight = np.repeat(weights / np.maximum(lengths, 1), lengths)
-    cdf = np.cumsum(frame_weight) / frame_weight.sum()
-    cdf[int(np.flatnonzero(frame_weight > 0)[-1]):] = 1.0
+    # The clip sampler's CDF, over frames: from the last positive weight on exactly 1.
     return ReferenceStates(qpos=jnp.asarray(qpos, jnp.float32),
                            qvel=jnp.asarray(qvel, jnp.float32),
-                           frame_cdf=jnp.asarray(cdf, jnp.float32))
+                           frame_cdf=jnp.asarray(clip_cdf(frame_weight)))
 
 
 class Env(abc.ABC):
