@@ -49,19 +49,16 @@ def walk_suite(episodes: int, seconds: float) -> tuple[Any, ...]:
 
 def train_or_resume(args: argparse.Namespace) -> None:
     from training import checkpoint as ckpt
-    from training.amp import RunPaths, train
-    from training.config import apply_overrides, preset
+    from training.amp import RunPaths, resolve_config, train
 
     paths = RunPaths(args.out, args.out / "train.json", args.out / "train_progress.csv")
-    resume = ckpt.latest_checkpoint(paths.checkpoints) is not None
+    resume = bool(ckpt.list_checkpoints(paths.checkpoints))
+    # The trainer's own rule: on resume the (newest good) checkpoint's config, plus --set.
+    config = resolve_config(argparse.Namespace(resume=resume, out=args.out,
+                                               preset=None if resume else args.preset,
+                                               overrides=args.overrides))
     if resume:
-        from training.amp import config_from_dict
-
-        meta = ckpt.read_meta(ckpt.latest_checkpoint(paths.checkpoints))
-        config = apply_overrides(config_from_dict(meta["config"]), args.overrides)
-        print(f"resuming {args.out} from iteration {meta['iteration']}", file=sys.stderr)
-    else:
-        config = apply_overrides(preset(args.preset), args.overrides)
+        print(f"resuming {args.out}", file=sys.stderr)
     train(config, args.data, paths, resume=resume, progress=not args.no_progress)
 
 
