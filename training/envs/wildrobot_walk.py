@@ -41,6 +41,7 @@ factors (``randomization.DomainFactors.privileged_vector``) and the push force o
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,8 +266,15 @@ class WildRobotWalk(Env):
 
     # ----------------------------------------------------------------- reset
     def reset(self, rng: jax.Array) -> State:
+        return self._start_episode(rng, self._initial_state)
+
+    def _start_episode(self, rng: jax.Array,
+                       initial_state: Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+                       ) -> State:
+        """A fresh episode from ``initial_state(key) -> (qpos [nq], qvel [nv])``; command,
+        randomization and pushes drawn from ``rng``."""
         rng, qpos_key, command_key, domain_key, push_key = jax.random.split(rng, 5)
-        qpos, qvel = self._initial_state(qpos_key)
+        qpos, qvel = initial_state(qpos_key)
         data = self.kinematic_data(qpos, qvel)
 
         factors = sample_factors(domain_key, self.config.randomization, self.model,
@@ -330,20 +338,9 @@ class WildRobotWalk(Env):
         if self.reference is None:
             raise ConfigError("reset_to_reference needs reference states "
                               "(with_reference_states)")
-        state = self.reset(rng)
-        qpos = self.reference.qpos[frame].at[0:2].set(0.0)
-        data = self.kinematic_data(qpos, self.reference.qvel[frame])
-        frame_features = self.amp_frame(data)
-        info = {**state.info, "amp_prev_frame": frame_features,
-                "amp_terminal_frame": frame_features, "amp_frame": frame_features,
-                "last_foot_contact": self._foot_contact(frame_features)}
-        no_action = jnp.zeros(self.action_size, jnp.float32)
-        clean_obs = self._clean_observation(data, no_action, info["command"])
-        return state.replace(
-            data=data, obs=self._noisy(clean_obs, jax.random.fold_in(info["rng"], 1)),
-            privileged_obs=self._privileged(clean_obs, data, frame_features, info["domain"],
-                                            info["push_force"]),
-            info=info)
+        reference = self.reference
+        return self._start_episode(rng, lambda _: (reference.qpos[frame].at[0:2].set(0.0),
+                                                   reference.qvel[frame]))
 
     @staticmethod
     def _foot_contact(frame: jax.Array) -> jax.Array:
