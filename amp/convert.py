@@ -20,6 +20,7 @@ from amp.kinematics import SiteKinematics, central_difference, differentiate_qpo
 from amp.mirror import mirror_qpos, mirror_qvel, mirrored_name
 from robots.errors import AmpkitError
 from robots.motion import RobotMotion
+from robots.trajectory import step_speed
 
 
 class ConversionError(AmpkitError, ValueError):
@@ -121,17 +122,11 @@ def load_for_kinematics(name: str) -> robots.Robot:
     return robots.Robot(name=name, model_path=model_path, spec=spec, model=model)
 
 
-# Keyed by model identity; the value keeps the model alive so its id cannot be reused.
-_KINEMATICS_CACHE: dict[int, tuple[object, SiteKinematics]] = {}
-
-
 def contact_kinematics(robot: robots.Robot) -> SiteKinematics:
-    """Batched FK of the robot's contact sites (cached per model object)."""
-    key = id(robot.model)
-    if key not in _KINEMATICS_CACHE:
-        _KINEMATICS_CACHE[key] = (robot.model,
-                                  SiteKinematics(robot.model, robot.contact_site_ids))
-    return _KINEMATICS_CACHE[key][1]
+    """Batched FK of the robot's contact sites, built once per robot (``Robot.derived``:
+    building it costs about as much as converting a clip)."""
+    return robot.derived("amp.contact_kinematics",
+                         lambda: SiteKinematics(robot.model, robot.contact_site_ids))
 
 
 def clip_from_qpos(qpos: np.ndarray, qvel: np.ndarray, robot: robots.Robot,
@@ -202,7 +197,7 @@ def check_physical(qpos: np.ndarray, fps: float, robot: robots.Robot) -> None:
     if np.abs(qpos[:, :3]).max() > NONPHYSICAL_POSITION_M:
         raise ConversionError(f"non-physical root position {np.abs(qpos[:, :3]).max():.4g} m")
     if qpos.shape[0] > 1:
-        speed = np.linalg.norm(np.diff(qpos[:, :3], axis=0), axis=-1) * fps
+        speed = step_speed(qpos[:, :3], fps)
         if speed.max() > NONPHYSICAL_ROOT_SPEED_MPS:
             frame = int(np.argmax(speed))
             raise ConversionError(f"non-physical root speed {speed[frame]:.4g} m/s between "

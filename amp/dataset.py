@@ -1,10 +1,12 @@
 """The merged AMP dataset on the accelerator, and jit-compatible transition sampling.
 
 ``load_dataset(path, spec)`` reads a merged file (DESIGN 4.5), checks it against the robot spec
-and puts the arrays on the device. ``sample_pairs(arrays, rng, batch_size)`` is a pure function
-returning transitions (s_t, s_t+1) that never cross a clip boundary; clip c is drawn with
-probability ``clip_weight[c]`` and a start frame uniformly among its ``clip_length[c] - 1``
-transitions, so each valid pair has probability ``clip_weight / (clip_length - 1)``.
+and puts the arrays on the device; ``dataset_from(path, data, spec)`` does the same for a file
+already read (``amp.merge.read_merged``), so a program reads its dataset once.
+``sample_pairs(arrays, rng, batch_size)`` is a pure function returning transitions
+(s_t, s_t+1) that never cross a clip boundary; clip c is drawn with probability
+``clip_weight[c]`` and a start frame uniformly among its ``clip_length[c] - 1`` transitions,
+so each valid pair has probability ``clip_weight / (clip_length - 1)``.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class AmpDataset:
     @property
     def contact_rule(self) -> ContactRule:
         """The rule the dataset's contacts were labelled with; the simulator must use it."""
-        return ContactRule(**self.data.contact_rule)
+        return dataset_contact_rule(self.data)
 
     @property
     def num_frames(self) -> int:
@@ -67,6 +69,11 @@ class AmpDataset:
     @property
     def num_clips(self) -> int:
         return self.data.num_clips
+
+
+def dataset_contact_rule(data: MergedDataset) -> ContactRule:
+    """The rule a merged dataset's contacts were labelled with (its ``contact_rule``)."""
+    return ContactRule(**data.contact_rule)
 
 
 def clip_cdf(clip_weight: np.ndarray) -> np.ndarray:
@@ -104,7 +111,20 @@ def load_dataset(path: str | Path, spec: RobotSpec, expected_fps: float | None =
             robot, another feature layout, or (``expected_fps``) another frame rate.
     """
     path = Path(path)
-    data = read_merged(path, verify_hash=verify_hash)
+    return dataset_from(path, read_merged(path, verify_hash=verify_hash), spec, expected_fps,
+                        device)
+
+
+def dataset_from(path: str | Path, data: MergedDataset, spec: RobotSpec,
+                 expected_fps: float | None = None,
+                 device: jax.Device | None = None) -> AmpDataset:
+    """The dataset ``data``, read from ``path``, checked against ``spec`` and held as device
+    arrays (the file is not opened again).
+
+    Raises:
+        DatasetFileError: as :func:`load_dataset`, for the robot, layout and frame rate.
+    """
+    path = Path(path)
     if data.robot != spec.name:
         raise DatasetFileError(path, f"dataset is for robot {data.robot!r}, not {spec.name!r}")
     if data.layout != layout_json(spec.amp_joint_names):

@@ -675,22 +675,18 @@ def clip_feasibility(fm: FeasibilityModel, qpos: np.ndarray, qvel: np.ndarray, f
     return summarize(fm, dyn, config)
 
 
-_MODEL_CACHE: dict[int, tuple[object, FeasibilityModel]] = {}
-
-
-def feasibility_model(model: mujoco.MjModel, contact_site_ids: np.ndarray) -> FeasibilityModel:
-    """A :class:`FeasibilityModel` of ``model`` (cached per model object)."""
-    key = id(model)
-    if key not in _MODEL_CACHE:
-        _MODEL_CACHE[key] = (model, FeasibilityModel(model, contact_site_ids))
-    return _MODEL_CACHE[key][1]
+def feasibility_model(robot: Any) -> FeasibilityModel:
+    """The :class:`FeasibilityModel` of a :class:`robots.Robot`'s model and contact sites,
+    built once per robot (``Robot.derived``)."""
+    return robot.derived("amp.feasibility_model",
+                         lambda: FeasibilityModel(robot.model, robot.contact_site_ids))
 
 
 def assess_clip(clip: Any, robot: Any, config: FeasibilityConfig) -> FeasibilityReport:
     """Feasibility of an :class:`amp.convert.AmpClip` (its qpos, qvel, fps and the contact
     labels of its features, i.e. THE contact rule), stored on the clip: ``clip.feasibility``
     (the record) and ``clip.feasible_frame`` ([T] bool)."""
-    fm = feasibility_model(robot.model, robot.contact_site_ids)
+    fm = feasibility_model(robot)
     contact = np.asarray(clip.features)[:, CONTACT_SLICE] > 0.5
     report = clip_feasibility(fm, clip.qpos, clip.qvel, clip.fps, contact, config)
     clip.feasibility = report.as_record()

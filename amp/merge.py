@@ -33,7 +33,7 @@ import numpy as np
 from amp.feasibility import FeasibilityPolicy, apply_policy
 from amp.features import FEATURE_DIM, ContactRule
 from robots.errors import AmpkitError, InputFileError
-from robots.h5io import LeanReader, open_error_text, write_file
+from robots.h5io import open_error_text, write_file
 from robots.io import atomic_path
 
 DATASET_SCHEMA_VERSION = 2
@@ -391,22 +391,6 @@ def read_merged(path: str | Path, verify_hash: bool = True) -> MergedDataset:
                 path, f"content_sha256 {data.content_sha256[:12]}… does not match the "
                       f"content ({actual[:12]}…): the file was modified or is damaged")
     return data
-
-
-def read_contact_rule(path: str | Path) -> dict[str, Any]:
-    """The ContactRule fields a merged dataset's contacts were labelled with (attribute only).
-
-    Raises:
-        DatasetFileError: unreadable file or no ``contact_rule`` attribute.
-    """
-    path = Path(path)
-    try:
-        with LeanReader(path) as reader:
-            return json.loads(str(reader.attr("contact_rule")))
-    except KeyError:
-        raise DatasetFileError(path, "not a merged AMP dataset: missing 'contact_rule'") from None
-    except OSError as exc:
-        raise DatasetFileError(path, f"cannot open as HDF5 ({open_error_text(exc)})") from exc
 
 
 def _check_consistent(path: Path, data: MergedDataset) -> None:

@@ -2,6 +2,7 @@
 
 Both keep going past bad inputs and list them (file and reason) in their report; the pipeline
 entry points (``pipeline.convert``, ``pipeline.merge``) write these reports as metrics JSON.
+Jobs run, and bad inputs become reasons, through ``robots.batch`` (as in ``retarget.stages``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +19,14 @@ from tqdm import tqdm
 
 import robots
 from amp.clipfile import layout_json, read_clip_features, read_clip_states, write_clip
-from amp.convert import ConvertConfig, convert_with_mirror, load_for_kinematics
+from amp.convert import AmpClip, ConvertConfig, convert_with_mirror, load_for_kinematics
 from amp.feasibility import FeasibilityConfig, apply_policy, assess_clip, metrics_record
 from amp.merge import MergeConfig, MergedDataset, gated_out, merge_features
 from amp.mirror import MIRROR_SUFFIX, mirrored_name
+from robots.batch import Rejected, attempt, run_jobs
 from robots.errors import AmpkitError
 from robots.io import file_sha256
 from robots.motion import read_motion
-from robots.parallel import parallel_map
 
 
 @dataclass
@@ -37,8 +39,8 @@ class StageReport:
     rejected: list[dict[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def reject(self, path: Path, error: Exception) -> None:
-        reason = error.problem if hasattr(error, "problem") else str(error)
+    def reject(self, path: Path, reason: str) -> None:
+        """List ``path`` as rejected for ``reason``."""
         self.rejected.append({"file": str(path), "reason": reason})
 
     def as_metrics(self) -> dict[str, Any]:
@@ -82,22 +84,20 @@ class _ConvertResult:
 _WORKER_ROBOTS: dict[str, robots.Robot] = {}  # per process: robots loaded for kinematics
 
 
+def input_reason(exc: Exception) -> str:
+    """Why an input was rejected, without its file (the report names it): the problem an
+    ampkit or OS error states, else ``unusable (<type>: <message>)``."""
+    if isinstance(exc, (AmpkitError, OSError)):
+        return exc.problem if hasattr(exc, "problem") else str(exc)
+    return f"unusable ({type(exc).__name__}: {exc})"
+
+
 def _convert_one(job: _ConvertJob) -> _ConvertResult:
     """Read, convert and write one motion (runs in a worker process or inline)."""
-    try:
-        motion = read_motion(job.path)
-        if motion.robot not in _WORKER_ROBOTS:
-            _WORKER_ROBOTS[motion.robot] = load_for_kinematics(motion.robot)
-        robot = _WORKER_ROBOTS[motion.robot]
-        clips = convert_with_mirror(motion, robot, job.config, job.name)
-        if job.feasibility is not None:
-            for clip in clips:
-                assess_clip(clip, robot, job.feasibility)
-        sha = file_sha256(job.path)
-    except (AmpkitError, OSError) as exc:
-        return _ConvertResult(error=exc.problem if hasattr(exc, "problem") else str(exc))
-    except Exception as exc:  # noqa: BLE001 - one malformed file must not stop the batch
-        return _ConvertResult(error=f"unusable ({type(exc).__name__}: {exc})")
+    converted = attempt(lambda: _convert(job), input_reason)
+    if isinstance(converted, Rejected):
+        return _ConvertResult(error=converted.reason)
+    clips, robot, sha = converted
     for clip in clips:
         clip.source, clip.source_sha256 = str(job.path), sha
         write_clip(job.out_dir / f"{clip.name}.h5", clip, robot.spec.amp_joint_names)
@@ -106,27 +106,26 @@ def _convert_one(job: _ConvertJob) -> _ConvertResult:
                                             if c.feasibility is not None))
 
 
+def _convert(job: _ConvertJob) -> tuple[list[AmpClip], robots.Robot, str]:
+    """The clips of one motion (with mirror, feasibility assessed), its robot and its sha256."""
+    motion = read_motion(job.path)
+    if motion.robot not in _WORKER_ROBOTS:
+        _WORKER_ROBOTS[motion.robot] = load_for_kinematics(motion.robot)
+    robot = _WORKER_ROBOTS[motion.robot]
+    clips = convert_with_mirror(motion, robot, job.config, job.name)
+    if job.feasibility is not None:
+        for clip in clips:
+            assess_clip(clip, robot, job.feasibility)
+    return clips, robot, file_sha256(job.path)
+
+
 def _run_jobs(jobs: list[_ConvertJob], workers: int, progress: bool) -> list[_ConvertResult]:
     """Results in job order; ``workers > 1`` uses a process pool (clips are independent)."""
-    bar = tqdm(total=len(jobs), desc="convert", unit="clip", disable=not progress)
-    if workers <= 1 or len(jobs) < 2:
-        results = []
-        for job in jobs:
-            results.append(_convert_one(job))
-            bar.update()
-        bar.close()
-        return results
     # fork starts workers in milliseconds; after JAX is initialized fork is unsafe (JAX is
-    # multithreaded), so fall back to spawn there. parallel_map stops the stage when a
-    # worker fails or dies (a full disk while writing, a crash), where a Pool would hang.
+    # multithreaded), so fall back to spawn there.
     method = "spawn" if "jax" in sys.modules else "fork"
-    results = []
-    for result in parallel_map(_convert_one, jobs, workers, start_method=method,
-                               describe=lambda job: str(job.path)):
-        results.append(result)
-        bar.update()
-    bar.close()
-    return results
+    return list(run_jobs(_convert_one, jobs, workers, desc="convert", progress=progress,
+                         start_method=method, describe=lambda job: str(job.path)))
 
 
 def mirror_name_clashes(names: list[str], mirror: bool) -> dict[str, str]:
@@ -167,13 +166,13 @@ def convert_directory(in_dir: str | Path, out_dir: str | Path, config: ConvertCo
             if name not in clashes]
     for name, path in inputs:
         if name in clashes:
-            report.rejected.append({"file": str(path), "reason": clashes[name]})
+            report.reject(path, clashes[name])
     if workers is None:
         workers = auto_workers(len(jobs))
     records: dict[str, dict[str, Any]] = {}
     for job, result in zip(jobs, _run_jobs(jobs, workers, progress), strict=True):
         if result.error is not None:
-            report.rejected.append({"file": str(job.path), "reason": result.error})
+            report.reject(job.path, result.error)
         for name, frames in result.clips:
             report.outputs.append(name)
             report.frames += frames
@@ -212,38 +211,18 @@ def merge_directory(in_dir: str | Path, config: MergeConfig,
     flags: list[list[str]] = []
     scores: list[float] = []
     for name, path in tqdm(inputs, desc="merge", unit="clip", disable=not progress):
-        try:
-            features, header = read_clip_features(path)
-            # Until a clip is accepted, the first readable clip decides the robot.
-            clip_robot = robot or header["robot"]
-            if clip_robot not in layouts:
-                layouts[clip_robot] = layout_json(robots.load_spec(clip_robot).amp_joint_names)
-            _check_header(header, clip_robot, layouts[clip_robot], config)
-            if contact_rule is not None and header["contact_rule"] != contact_rule:
-                raise AmpkitError(f"contacts labelled with {header['contact_rule']}, the "
-                                  f"dataset's with {contact_rule}: convert all clips alike")
-            if features.shape[0] < config.min_frames:
-                raise AmpkitError(
-                    f"{features.shape[0]} frames, fewer than min_frames={config.min_frames}")
-            excluded = gated_out(header.get("gate_flags", []), config.include)
-            if excluded:
-                raise AmpkitError(excluded)
-            clip_states = read_clip_states(path)
-            sha = file_sha256(path)
-        except (AmpkitError, OSError) as exc:
-            report.reject(path, exc)
+        read = attempt(partial(_read_merge_input, path, robot, contact_rule, layouts, config),
+                       input_reason)
+        if isinstance(read, Rejected):
+            report.reject(path, read.reason)
             continue
-        except Exception as exc:  # noqa: BLE001 - one malformed file must not stop the batch
-            report.reject(path, ValueError(f"unusable ({type(exc).__name__}: {exc})"))
-            continue
-        robot = clip_robot
-        contact_rule = header["contact_rule"]
-        clips.append((name, features))
-        flags.append(list(header.get("gate_flags", [])))
-        scores.append(header.get("feasibility_score", float("nan")))
-        states.append(clip_states)
+        robot, contact_rule = read.robot, read.header["contact_rule"]
+        clips.append((name, read.features))
+        flags.append(list(read.header.get("gate_flags", [])))
+        scores.append(read.header.get("feasibility_score", float("nan")))
+        states.append(read.states)
         provenance.append({"name": name, "file": path.relative_to(in_dir).as_posix(),
-                           "sha256": sha})
+                           "sha256": read.sha256})
     if not clips or robot is None:
         return None, report
     # The feasibility policy: drop (here, where every per-clip list is) and weight (in
@@ -267,6 +246,40 @@ def merge_directory(in_dir: str | Path, config: MergeConfig,
     report.extra.update({"clips": data.num_clips, "duration_s": duration_s,
                          "content_sha256": data.content_sha256})
     return data, report
+
+
+@dataclass(frozen=True)
+class _MergeInput:
+    """One clip file that passed the merge checks."""
+
+    robot: str
+    features: np.ndarray  # [T, F]
+    header: dict[str, Any]
+    states: tuple[np.ndarray, np.ndarray]  # qpos [T, nq], qvel [T, nv]: reference states
+    sha256: str
+
+
+def _read_merge_input(path: Path, robot: str | None, contact_rule: dict[str, Any] | None,
+                      layouts: dict[str, str], config: MergeConfig) -> _MergeInput:
+    """Read one clip file and check it against the dataset so far (``robot`` and
+    ``contact_rule`` of the clips accepted until now, None before the first); ``layouts``
+    caches each robot's feature layout. Raises AmpkitError naming what does not fit."""
+    features, header = read_clip_features(path)
+    # Until a clip is accepted, the first readable clip decides the robot.
+    clip_robot = robot or header["robot"]
+    if clip_robot not in layouts:
+        layouts[clip_robot] = layout_json(robots.load_spec(clip_robot).amp_joint_names)
+    _check_header(header, clip_robot, layouts[clip_robot], config)
+    if contact_rule is not None and header["contact_rule"] != contact_rule:
+        raise AmpkitError(f"contacts labelled with {header['contact_rule']}, the "
+                          f"dataset's with {contact_rule}: convert all clips alike")
+    if features.shape[0] < config.min_frames:
+        raise AmpkitError(
+            f"{features.shape[0]} frames, fewer than min_frames={config.min_frames}")
+    excluded = gated_out(header.get("gate_flags", []), config.include)
+    if excluded:
+        raise AmpkitError(excluded)
+    return _MergeInput(clip_robot, features, header, read_clip_states(path), file_sha256(path))
 
 
 def _check_header(header: dict[str, Any], robot: str, layout: str, config: MergeConfig) -> None:

@@ -99,6 +99,7 @@ def track_reference(model: mujoco.MjModel, contact_site_ids: np.ndarray, qpos: n
     """
     model = copy.copy(model)
     data = mujoco.MjData(model)
+    scratch = mujoco.MjData(model)  # the reference poses' kinematics, apart from the simulation
     substeps = int(round(1.0 / (fps * model.opt.timestep)))
     if substeps < 1 or abs(substeps * model.opt.timestep * fps - 1.0) > 1e-6:
         raise AmpkitError(f"timestep {model.opt.timestep} s does not divide 1/{fps:g} s")
@@ -131,7 +132,8 @@ def track_reference(model: mujoco.MjModel, contact_site_ids: np.ndarray, qpos: n
         force[t], torque[t] = peak_force, peak_torque
         reference = target if t + 1 < num_frames else qpos[-1]
         sim_contact = data.site_xpos[contact_site_ids, 2] < config.contact_height_m
-        ref_contact = _site_heights(model, reference, contact_site_ids) < config.contact_height_m
+        ref_contact = (_site_heights(model, scratch, reference, contact_site_ids)
+                       < config.contact_height_m)
         agree[t] = bool(np.all(sim_contact == ref_contact))
         root_error[t] = float(np.linalg.norm(data.qpos[:3] - reference[:3]))
         joint_error.append(data.qpos[joint_qpos] - reference[joint_qpos])
@@ -156,15 +158,9 @@ def _assist(data: mujoco.MjData, root: int, qpos_ref: np.ndarray, qvel_ref: np.n
     return force, data.xmat[root].reshape(3, 3) @ torque_body
 
 
-_SCRATCH: dict[int, tuple[mujoco.MjModel, mujoco.MjData]] = {}
-
-
-def _site_heights(model: mujoco.MjModel, qpos: np.ndarray, site_ids: np.ndarray) -> np.ndarray:
-    """Heights [S] of the sites in configuration ``qpos`` (a scratch MjData per model)."""
-    key = id(model)
-    if key not in _SCRATCH:
-        _SCRATCH[key] = (model, mujoco.MjData(model))
-    scratch = _SCRATCH[key][1]
+def _site_heights(model: mujoco.MjModel, scratch: mujoco.MjData, qpos: np.ndarray,
+                  site_ids: np.ndarray) -> np.ndarray:
+    """Heights [S] of the sites in configuration ``qpos`` [nq], computed in ``scratch``."""
     scratch.qpos[:] = qpos
     mujoco.mj_kinematics(model, scratch)
     return scratch.site_xpos[site_ids, 2].copy()

@@ -1,6 +1,6 @@
 """Benchmark: our SMPL-X body-model path vs the direct ``smplx`` forward pass, 1000 frames.
 
-``python bench/body_model.py [--model-dir DIR] [--frames 1000]``. Without ``--model-dir`` a
+``python -m bench.body_model [--model-dir DIR] [--frames 1000]``. Without ``--model-dir`` a
 synthetic model file in the SMPL-X layout (10,475 vertices, non-zero blend shapes) is written
 to a temporary directory. Prints both times, the speed-up and the largest difference in joints
 0..21 and the heel/toe vertices (the target: >= 50x faster, equal to 1e-5 m). Also times the
@@ -10,21 +10,15 @@ skeleton model.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and it holds bench/retarget.py,
-# named like the package: drop the folder so `retarget` is the package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from retarget.body_models import make_body_model  # noqa: E402
-from retarget.human import HumanClip  # noqa: E402
-from retarget.smplx_model import SmplxBodyModel, direct_smplx_forward  # noqa: E402
+from retarget.body_models import make_body_model
+from retarget.human import HumanClip
+from retarget.smplx_model import SmplxBodyModel, direct_smplx_forward
 
 
 def random_clip(frames: int, seed: int = 0) -> HumanClip:
@@ -58,7 +52,7 @@ def best_of(repeats: int, function) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.body_model", description=__doc__)
     parser.add_argument("--model-dir", default=None, help="directory holding smplx/SMPLX_*.npz")
     parser.add_argument("--frames", type=int, default=1000)
     args = parser.parse_args()

@@ -5,7 +5,7 @@ gait-like joints, forward root motion with turning and bobbing), then times the 
 entry points in-process (imports and the synthesis excluded) and prints merged frames / wall
 second. Target (issue 5): >= 50,000 frames/s.
 
-    python bench/convert.py [--clips 16] [--seconds 90] [--repeats 10] [--mirror] [--workers N]
+    python -m bench.convert [--clips 16] [--seconds 90] [--repeats 10] [--mirror] [--workers N]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def synthesize(directory: Path, spec: RobotSpec, clips: int, total_s: float, see
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.convert", description=__doc__)
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=90.0)
     parser.add_argument("--repeats", type=int, default=10,

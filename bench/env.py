@@ -1,7 +1,7 @@
 """Environment throughput: MJX control steps per second vs MuJoCo's native batched rollout.
 
-    python bench/env.py                       # batch 256 on this machine's default JAX device
-    python bench/env.py --batch 4096 16384    # the GPU run (one line per batch size)
+    python -m bench.env                       # batch 256 on this machine's default JAX device
+    python -m bench.env --batch 4096 16384    # the GPU run (one line per batch size)
 
 For each batch size it times ``jit(scan(vmap(env.step)))`` over ``--steps`` 50 Hz control steps
 with random actions (episodes fall and auto-reset, as in training), with domain randomization on
@@ -80,7 +80,8 @@ def time_rollout(env: envs.Env, batch: int, steps: int, repeats: int, threads: i
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.env",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=envs.DEFAULT_ENV, choices=envs.registered())
     parser.add_argument("--batch", type=int, nargs="+", default=[256])
     parser.add_argument("--steps", type=int, default=50, help="control steps per timed run")

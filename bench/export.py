@@ -1,8 +1,8 @@
 """ONNX policy: single-observation latency on CPU (target < 1 ms) and model size.
 
-    python bench/export.py                          # default network (512, 256, 128), elu
-    python bench/export.py --checkpoint runs/amp    # a real checkpoint's policy
-    python bench/export.py --hidden 128 64          # another width
+    python -m bench.export                          # default network (512, 256, 128), elu
+    python -m bench.export --checkpoint runs/amp    # a real checkpoint's policy
+    python -m bench.export --hidden 128 64          # another width
 
 Without a checkpoint it builds a policy of the given widths for the walking task's observation
 (42) and action (11) sizes with random weights (latency does not depend on the values). Times
@@ -62,7 +62,8 @@ def latencies_ms(call: Callable[[], object], repeats: int) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.export",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 256, 128])
     parser.add_argument("--activation", default="elu")

@@ -6,7 +6,7 @@ AMP clip files, in one process. CPU time is what it reports per core (insensitiv
 load on the machine); the wall time is printed beside it. Target (issue 14): >= 5,000
 frames/s per core.
 
-    python bench/feasibility.py [--clips data/amp/clips] [--repeats 5]
+    python -m bench.feasibility [--clips data/amp/clips] [--repeats 5]
 
 Without ``--clips`` (or with a directory holding no clip) it converts a synthetic gait set
 (``bench/convert.py``'s gait-like motions, 90 s) first.
@@ -15,23 +15,20 @@ Without ``--clips`` (or with a directory holding no clip) it converts a syntheti
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/convert.py, run as a script
-
-from amp.clipfile import read_clip  # noqa: E402
-from amp.convert import ConvertConfig, convert_motion, load_for_kinematics  # noqa: E402
-from amp.feasibility import FeasibilityConfig, clip_feasibility, feasibility_model  # noqa: E402
-from robots.motion import read_motion  # noqa: E402
+from amp.clipfile import read_clip
+from amp.convert import ConvertConfig, convert_motion, load_for_kinematics
+from amp.feasibility import FeasibilityConfig, clip_feasibility, feasibility_model
+from robots.motion import read_motion
 
 
 def _synthetic_clips(robot) -> list:
-    from convert import synthesize  # bench/convert.py
+    from bench.convert import synthesize
 
     with tempfile.TemporaryDirectory() as tmp:
         synthesize(Path(tmp), robot.spec, clips=16, total_s=90.0, seed=0)
@@ -40,14 +37,15 @@ def _synthetic_clips(robot) -> list:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.feasibility",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=None, help="directory of AMP clip files")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes; the best is kept")
     args = parser.parse_args()
     robot = load_for_kinematics("wildrobot")
     paths = sorted(args.clips.glob("*.h5")) if args.clips else []
     clips = [read_clip(p) for p in paths] or _synthetic_clips(robot)
-    fm = feasibility_model(robot.model, robot.contact_site_ids)
+    fm = feasibility_model(robot)
     config = FeasibilityConfig()
     frames = sum(c.num_frames for c in clips)
     touching = sum(int((c.features[:, 25:29] > 0.5).any(axis=1).sum()) for c in clips)

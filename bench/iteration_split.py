@@ -22,14 +22,9 @@ import jax
 
 from amp.dataset import sample_pairs
 from training import iteration as it
-from training.amp import (
-    load_env,
-    load_reference,
-    read_contact_rule,
-    with_dataset_contact_rule,
-    with_reference_init,
-)
 from training.config import apply_overrides, preset
+from training.policy import policy_distribution, style_rewards
+from training.train import prepare
 from training.train_state import init_train_state, make_networks
 
 
@@ -46,10 +41,8 @@ def _time(fn: Callable[[], Any], repeats: int) -> float:
 
 def measure(config: Any, data: Path, repeats: int, fused: bool) -> dict[str, float]:
     """Median seconds per phase and for the fused iteration."""
-    config = with_dataset_contact_rule(config, read_contact_rule(data))
-    env = load_env(config)
-    dataset = load_reference(data, env)
-    env = with_reference_init(env, dataset)
+    setup = prepare(config, data)  # the trainer's start-up: one read, RSI, contact rule
+    config, env, dataset = setup.config, setup.env, setup.dataset
     networks = make_networks(config, env)
     state = jax.jit(lambda: init_train_state(config, env, networks))()
     arrays = dataset.arrays
@@ -62,14 +55,16 @@ def measure(config: Any, data: Path, repeats: int, fused: bool) -> dict[str, flo
                                                           sample_pairs, k))
 
     def style_and_gae(s: Any) -> Any:
-        style = it.style_rewards(s, networks, config, transitions.amp_pairs)
+        style = style_rewards(networks.discriminator, s.disc_params, s.amp_stats,
+                              transitions.amp_pairs)
         rewards = (config.amp.task_weight * transitions.task_reward
                    + config.amp.style_weight * style)
         return it.make_ppo_batch(s, networks, config, transitions, rewards, final_env)
 
     gae = jax.jit(style_and_gae)
     batch, _ = gae(state)
-    _, old_log_std = it.policy_distribution(state, networks, config, transitions.obs[0, :1])
+    _, old_log_std = policy_distribution(networks.policy, state.params["policy"],
+                                         state.obs_stats, transitions.obs[0, :1])
     ppo = jax.jit(lambda s, k: it.ppo_phase(s, networks, config, batch, old_log_std, k))
     seconds = {
         "rollout": _time(lambda: rollout(state, key), repeats),

@@ -6,28 +6,24 @@ output frames per second of process CPU time (per core) after one untimed warm-u
 bars of issue 13 measured by the independent checker (``tests/motion_checks.py``: plain MuJoCo
 forward kinematics of the written qpos), per clip and over the walks and turns.
 
-    python bench/retarget_bvh.py [--repeats 1]
+    python -m bench.retarget_bvh [--repeats 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import numpy as np
+
+from retarget.retarget import RetargetConfig, Retargeter
+from retarget.stages import retarget_one
+from robots.motion import read_motion
+from tests.motion_checks import check_motion
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import numpy as np  # noqa: E402
-from motion_checks import check_motion  # noqa: E402
-
-from retarget.retarget import RetargetConfig, Retargeter, retarget_one  # noqa: E402
-from robots.motion import read_motion  # noqa: E402
-
 DATA = ROOT / "tests" / "data" / "bvh"
 WALKS = ("cmu_07_04_slow_walk", "cmu_07_01_walk", "cmu_07_12_brisk_walk",
          "cmu_16_31_start_walk_daz", "cmu_131_01_start_walk_stop_max",
@@ -36,7 +32,7 @@ TARGET_FRAMES_PER_SECOND = 1500.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.retarget_bvh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args(argv)

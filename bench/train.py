@@ -1,8 +1,8 @@
 """Throughput of the full AMP+PPO iteration vs. a PPO iteration without AMP, same env and batch.
 
-    python bench/train.py                       # wildrobot_walk, 64 envs × 16 steps, CPU
-    python bench/train.py --num-envs 8192 --unroll 24 --preset gpu     # on a GPU
-    PYTHONPATH=/path/to/brax python bench/train.py --brax              # also Brax's PPO
+    python -m bench.train                       # wildrobot_walk, 64 envs × 16 steps, CPU
+    python -m bench.train --num-envs 8192 --unroll 24 --preset gpu     # on a GPU
+    PYTHONPATH=/path/to/brax python -m bench.train --brax              # also Brax's PPO
 
 Prints env steps per second (compile excluded) of:
   1. ampkit's iteration with AMP (rollout + discriminator + style reward + GAE + PPO epochs),
@@ -21,20 +21,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
 from amp.clipfile import layout_json
-from amp.dataset import AmpDataset
 from amp.features import FEATURE_DIM
 from amp.merge import MergeConfig, merge_features, write_merged
-from training.amp import RunPaths, _Run, load_env, load_reference
-from training.config import TrainConfig, apply_overrides, preset
+from training.config import TrainConfig, apply_overrides, load_env, preset
+from training.train import Runner, RunPaths, Setup, prepare
+
+if TYPE_CHECKING:
+    from training.envs.base import Env
 
 
-def synthetic_dataset(path: Path, env: Any) -> Path:
+def synthetic_dataset(path: Path, env: Env) -> Path:
     """A merged file with smooth sinusoidal frames in the env robot's layout (speed only)."""
     t = np.arange(500)[:, None] * env.control_dt
     freq = np.linspace(0.5, 2.0, FEATURE_DIM)[None, :]
@@ -46,10 +48,9 @@ def synthetic_dataset(path: Path, env: Any) -> Path:
     return path
 
 
-def compiled_run(config: TrainConfig, env: Any, dataset: AmpDataset,
-                 out: Path) -> tuple[Any, Any, float]:
+def compiled_run(setup: Setup, out: Path) -> tuple[Runner, Any, float]:
     """(host run, state after one iteration, compile + first-iteration seconds)."""
-    run = _Run(config, env, dataset, RunPaths.under(out))
+    run = Runner(setup, RunPaths.under(out))
     state = run.fresh_state()
     start = time.perf_counter()
     state, metrics, _ = run.iteration_fn(state, run.dataset_arrays)
@@ -57,7 +58,7 @@ def compiled_run(config: TrainConfig, env: Any, dataset: AmpDataset,
     return run, state, time.perf_counter() - start
 
 
-def time_iteration(run: Any, state: Any) -> tuple[Any, float]:
+def time_iteration(run: Runner, state: Any) -> tuple[Any, float]:
     """(new state, seconds of one compiled iteration)."""
     start = time.perf_counter()
     state, metrics, _ = run.iteration_fn(state, run.dataset_arrays)
@@ -65,7 +66,7 @@ def time_iteration(run: Any, state: Any) -> tuple[Any, float]:
     return state, time.perf_counter() - start
 
 
-def interleaved_rates(runs: dict[str, tuple[Any, Any]], rounds: int,
+def interleaved_rates(runs: dict[str, tuple[Runner, Any]], rounds: int,
                       per_iteration: int) -> dict[str, float]:
     """Env steps/s of each run from the median of ``rounds`` timed iterations, the runs taking
     turns so that a change in machine load hits them alike."""
@@ -78,7 +79,7 @@ def interleaved_rates(runs: dict[str, tuple[Any, Any]], rounds: int,
     return {name: per_iteration / float(np.median(s)) for name, s in seconds.items()}
 
 
-def brax_steps_per_second(config: TrainConfig, env: Any, iterations: int) -> float:
+def brax_steps_per_second(config: TrainConfig, env: Env, iterations: int) -> float:
     """Brax's PPO trainer on ``env`` with the same batch, unroll, epochs and minibatches."""
     import functools
 
@@ -144,7 +145,7 @@ def brax_steps_per_second(config: TrainConfig, env: Any, iterations: int) -> flo
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="merged dataset (default: synthetic)")
     parser.add_argument("--preset", default="cpu-smoke")
@@ -168,10 +169,11 @@ def main(argv: list[str] | None = None) -> int:
           f"median of {args.iterations} interleaved iterations each")
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or synthetic_dataset(Path(tmp) / "synthetic.h5", env)
-        dataset = load_reference(data, env)
+        amp_setup = prepare(config, data, env)
         runs = {}
         for name, cfg in (("amp", config), ("ppo", no_amp)):
-            run, state, compile_s = compiled_run(cfg, env, dataset, Path(tmp) / name)
+            setup = dataclasses.replace(amp_setup, config=cfg.validate())
+            run, state, compile_s = compiled_run(setup, Path(tmp) / name)
             print(f"compiled {name}: {compile_s:.0f} s")
             runs[name] = (run, state)
         rates = interleaved_rates(runs, args.iterations, config.transitions_per_iteration)

@@ -49,7 +49,7 @@ def walk_suite(episodes: int, seconds: float) -> tuple[Any, ...]:
 
 def train_or_resume(args: argparse.Namespace) -> None:
     from training import checkpoint as ckpt
-    from training.amp import RunPaths, resolve_config, train
+    from training.train import RunPaths, resolve_config, train
 
     paths = RunPaths(args.out, args.out / "train.json", args.out / "train_progress.csv")
     resume = bool(ckpt.list_checkpoints(paths.checkpoints))

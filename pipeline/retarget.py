@@ -24,13 +24,8 @@ from pipeline.params import (
 )
 from pipeline.sources import load_body_model, load_source
 from retarget.body_models import BODY_MODEL_KINDS
-from retarget.retarget import (
-    OUTPUT_FORMATS,
-    SOURCE_SUFFIXES,
-    RetargetConfig,
-    retarget_directory,
-    supported_types,
-)
+from retarget.retarget import OUTPUT_FORMATS, SOURCE_SUFFIXES, RetargetConfig, supported_types
+from retarget.stages import retarget_directory
 from robots.cli import stage_parser
 from robots.errors import AmpkitError
 from robots.io import write_json_atomic

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.params import ConfigError, build_config, load_section
 from retarget.body_models import BODY_MODEL_KINDS
-from retarget.retarget import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from retarget.stages import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 
 SOURCE_KINDS = ("synthetic", "amass", "bvh")
 SYNTHETIC_DIR = "data/raw/synthetic"

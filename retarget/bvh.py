@@ -46,6 +46,7 @@ from retarget.human import (
 from robots.errors import InputFileError
 from robots.io import file_sha256
 from robots.rotations import matrix_to_quat, quat_between_vectors, quat_to_matrix
+from robots.trajectory import step_speed
 
 BODY_MODEL_NAME = "bvh"
 """``HumanMotion.body_model`` of BVH clips (their own skeleton, no body model)."""
@@ -679,7 +680,7 @@ def _capture_span(bvh: BvhFile, global_rotations: np.ndarray, positions_m: np.nd
                          global_rotations[1:, columns])
     cos = np.clip((np.trace(relative, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
     joint_speed = np.arccos(cos).max(axis=1) * fps  # [F-1]
-    root_speed = np.linalg.norm(np.diff(positions_m[:, 0], axis=0), axis=-1) * fps
+    root_speed = step_speed(positions_m[:, 0], fps)
     for t in range(window):
         reference = np.all(bvh.motion[t, rotation_columns] == np.round(
             bvh.motion[t, rotation_columns]))

@@ -28,6 +28,7 @@ import mujoco
 import numpy as np
 
 from robots.rotations import quat_yaw
+from robots.trajectory import step_speed, yaw_rate
 
 REJECT, FLAG = "reject", "flag"
 _JUMP_WINDOW = 3  # frames each side of a step that judge whether it jumps
@@ -172,9 +173,9 @@ def motion_gates(model: mujoco.MjModel, qpos: np.ndarray, fps: float, human_root
     """
     rejects, flags, values = [], [], {}
     frames = qpos.shape[0]
-    human_step = np.linalg.norm(np.diff(raw_human_root, axis=0), axis=-1) * fps
-    tracked_step = np.linalg.norm(np.diff(human_root, axis=0), axis=-1) * fps
-    robot_step = np.linalg.norm(np.diff(qpos[:, :3], axis=0), axis=-1) * fps
+    human_step = step_speed(raw_human_root, fps)
+    tracked_step = step_speed(human_root, fps)
+    robot_step = step_speed(qpos[:, :3], fps)
     values["human_root_speed_max_mps"] = float(human_step.max()) if frames > 1 else 0.0
     if values["human_root_speed_max_mps"] > config.max_human_root_speed_mps:
         frame = int(np.argmax(human_step))
@@ -192,21 +193,19 @@ def motion_gates(model: mujoco.MjModel, qpos: np.ndarray, fps: float, human_root
             rejects.append(f"frame_jump: human root jumps {human_step[frame] / fps:.3g} m "
                            f"between frames {frame} and {frame + 1} ({human_step[frame]:.3g} "
                            f"m/s, {around[frame]:.3g} m/s around it)")
-    excess = robot_step - (config.max_root_speed_ratio * tracked_step
-                           + config.root_speed_slack_mps)
+    excess, frame = _worst_excess(robot_step, tracked_step, config.max_root_speed_ratio,
+                                  config.root_speed_slack_mps)
     values["root_speed_excess_max_mps"] = float(excess.max()) if frames > 1 else 0.0
-    if frames > 1 and excess.max() > 0:
-        frame = int(np.argmax(excess))
+    if frame is not None:
         rejects.append(f"root_speed: robot root {robot_step[frame]:.3g} m/s vs human "
                        f"{tracked_step[frame]:.3g} m/s at frame {frame} (> "
                        f"{config.max_root_speed_ratio:g}x + {config.root_speed_slack_mps:g})")
-    robot_yaw_rate = np.abs(_wrapped_diff(quat_yaw(qpos[:, 3:7]))) * fps
-    human_yaw_rate = np.abs(_wrapped_diff(human_yaw)) * fps
-    yaw_excess = robot_yaw_rate - (config.max_yaw_rate_ratio * human_yaw_rate
-                                   + config.yaw_rate_slack_rad_s)
+    robot_yaw_rate = yaw_rate(quat_yaw(qpos[:, 3:7]), fps)
+    human_yaw_rate = yaw_rate(human_yaw, fps)
+    _, frame = _worst_excess(robot_yaw_rate, human_yaw_rate, config.max_yaw_rate_ratio,
+                             config.yaw_rate_slack_rad_s)
     values["yaw_rate_max_rad_s"] = float(robot_yaw_rate.max()) if frames > 1 else 0.0
-    if frames > 1 and yaw_excess.max() > 0:
-        frame = int(np.argmax(yaw_excess))
+    if frame is not None:
         rejects.append(f"yaw_rate: robot turns {robot_yaw_rate[frame]:.3g} rad/s vs human "
                        f"{human_yaw_rate[frame]:.3g} rad/s at frame {frame}")
     ratio = quality.get("root_travel_ratio")
@@ -256,8 +255,14 @@ def motion_gates(model: mujoco.MjModel, qpos: np.ndarray, fps: float, human_root
     return GateResult(rejects=rejects, flags=flags, values=values)
 
 
-def _wrapped_diff(angle: np.ndarray) -> np.ndarray:
-    return (np.diff(angle) + np.pi) % (2 * np.pi) - np.pi
+def _worst_excess(robot_rate: np.ndarray, human_rate: np.ndarray, ratio: float,
+                  slack: float) -> tuple[np.ndarray, int | None]:
+    """How far the robot's per-step rate [T-1] exceeds ``ratio`` x the human's + ``slack``
+    (same units), and the step where it exceeds it most (None if it never does)."""
+    excess = robot_rate - (ratio * human_rate + slack)
+    if excess.size == 0 or not excess.max() > 0:
+        return excess, None
+    return excess, int(np.argmax(excess))
 
 
 def _sites_and_com(model: mujoco.MjModel, qpos: np.ndarray,

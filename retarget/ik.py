@@ -19,6 +19,7 @@ import numpy as np
 from robots import Robot
 from robots.errors import AmpkitError
 from robots.rotations import quat_angle_between, quat_yaw
+from robots.trajectory import heading_steps
 
 # Relative error changes below this are numerical noise, not a worse iterate.
 _NOISE_FRACTION = 1e-2
@@ -288,7 +289,7 @@ class RobotIK:
         # Per-frame turn bounds: the whole rotation for roll and pitch, the heading change for
         # yaw (the pelvis is near level, so its body z is near world z).
         turns = quat_angle_between(root_quat[:-1], root_quat[1:]) if num_frames > 1 else []
-        headings = np.abs((np.diff(quat_yaw(root_quat)) + np.pi) % (2 * np.pi) - np.pi)
+        headings = heading_steps(quat_yaw(root_quat))
         turn_slack = self.config.root_turn_slack_rad_s * dt
         joint_step = self.config.joint_speed_limit_rad_s * dt
         for t in range(num_frames):

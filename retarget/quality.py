@@ -22,6 +22,8 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from robots.trajectory import step_speed
+
 # Below this much human travel a ratio says nothing (a clip standing in place).
 _MIN_TRAVEL_FOR_RATIO_M = 0.05
 
@@ -130,7 +132,7 @@ def _penetration(sites: np.ndarray, floor: float, tolerance: float) -> dict[str,
 
 def _skate(sites: np.ndarray, contact: np.ndarray, fps: float) -> dict[str, float | int]:
     both = contact[1:] & contact[:-1]  # [T-1, S]: in contact at both ends of the step
-    speed = np.linalg.norm(np.diff(sites[..., :2], axis=0), axis=-1) * fps
+    speed = step_speed(sites[..., :2], fps)
     count = int(both.sum())
     return {
         "foot_skate_mps": float(speed[both].mean()) if count else 0.0,

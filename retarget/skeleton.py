@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from retarget.body_models import (
+from retarget.body_model_base import (
     DEFAULT_HEIGHT_M,
     BodyModelError,
     check_clip,
@@ -36,6 +36,7 @@ from retarget.human import (
     HumanMotion,
 )
 from robots.rotations import matrix_to_quat
+from robots.trajectory import step_speed
 
 # Landmark heights above the floor, fraction of body height (Drillis & Contini / Winter).
 HIP_HEIGHT_RATIO = 0.530
@@ -206,7 +207,7 @@ def fit_height(clip: HumanClip) -> tuple[float, int]:
     low = points[np.arange(len(index)), index]
     speed = np.zeros(len(index))
     if len(index) > 1:
-        step = np.linalg.norm(np.diff(low[:, :2], axis=0), axis=-1) * clip.fps
+        step = step_speed(low[:, :2], clip.fps)
         same = index[1:] == index[:-1]
         speed[1:] = np.where(same, step, np.inf)
         speed[0] = speed[1]

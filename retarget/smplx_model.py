@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from retarget.body_models import (
+from retarget.body_model_base import (
     BodyModelError,
     check_clip,
     clip_local_rotations,

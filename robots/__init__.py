@@ -8,8 +8,10 @@ robot needs no edit anywhere else.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import mujoco
 import numpy as np
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 _ROBOTS_DIR = Path(__file__).resolve().parent
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,13 +44,24 @@ class Robot:
         name: Registry name.
         model_path: The MJCF scene (robot + floor).
         spec: Static constants.
-        model: A new ``mujoco.MjModel`` owned by this object (safe to modify).
+        model: A new ``mujoco.MjModel`` owned by this object (safe to modify, before anything
+            is :meth:`derived` from it).
     """
 
     name: str
     model_path: Path
     spec: RobotSpec
     model: mujoco.MjModel
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                     compare=False)
+
+    def derived(self, name: str, build: Callable[[], T]) -> T:
+        """``build()`` the first time ``name`` is asked for, then the same object: what other
+        packages precompute from this robot's model (batched kinematics, the feasibility
+        model) lives with the robot, so it is built once per robot and goes with it."""
+        if name not in self._derived:
+            self._derived[name] = build()
+        return self._derived[name]
 
     @property
     def joint_qpos_addresses(self) -> np.ndarray:

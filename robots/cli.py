@@ -6,7 +6,7 @@ sections, what it reads and what it writes (the :data:`STAGES` table, kept equal
 options (and the nearest one), instead of argparse's bare "unrecognized arguments".
 
 This sits in ``robots`` because it is the one package every stage (``pipeline.*`` and
-``training.amp``/``training.evaluate``) may import.
+``training.train``/``training.evaluate``) may import.
 """
 
 from __future__ import annotations

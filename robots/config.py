@@ -1,7 +1,10 @@
 """Typed configs from plain nested dicts: params.yaml sections and command-line overrides.
 
 ``build_config(Cls, {"rewards": {"torque": -1e-4}})`` gives ``Cls`` with defaults everywhere
-except the named fields; nested dataclass fields take nested dicts, lists become tuples.
+except the named fields; ``replace_config(config, …)`` applies the same onto an existing config.
+Nested dataclass fields take nested dicts or dotted keys (``{"rewards.torque": -1e-4}`` is the
+same override), lists become tuples. This is the one builder of typed configs: params.yaml
+sections, ``--set`` overrides, environment overrides and checkpoint configs all go through it.
 Everything is checked before any work starts:
 
 - an unknown key is an error that lists the valid ones;
@@ -25,6 +28,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from robots.errors import AmpkitError
@@ -36,7 +40,8 @@ class ConfigError(AmpkitError, ValueError):
     """A parameter that does not fit its config (unknown key, wrong type, out of bounds)."""
 
 
-def build_config(cls: type[T], overrides: dict[str, Any] | None = None, where: str = "config") -> T:
+def build_config(cls: type[T], overrides: Mapping[str, Any] | None = None,
+                 where: str = "config") -> T:
     """``cls()`` with ``overrides`` applied (recursively) and every value checked.
 
     Args:
@@ -52,15 +57,54 @@ def build_config(cls: type[T], overrides: dict[str, Any] | None = None, where: s
         base = cls()
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    config = _apply(base, overrides or {}, where)
+    return replace_config(base, overrides, where)
+
+
+def replace_config(config: T, overrides: Mapping[str, Any] | None = None,
+                   where: str = "config") -> T:
+    """``config`` with ``overrides`` applied (nested or dotted keys) and every value checked,
+    as :func:`build_config` does onto the defaults.
+
+    Raises:
+        ConfigError: as :func:`build_config`.
+    """
+    config = _apply(config, overrides or {}, where)
     check_config(config, where)
     return config
 
 
-def _apply(base: T, overrides: dict[str, Any], where: str) -> T:
-    if not isinstance(overrides, dict):
+def nest_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted keys as nested mappings: ``{"a.b": 1, "a": {"c": 2}}`` -> ``{"a": {"b": 1,
+    "c": 2}}``. Only keys are split (a mapping given as a value keeps its keys), and a later
+    key wins where two name the same field."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        *parents, leaf = str(key).split(".")
+        node = nested
+        for part in parents:
+            child = node.get(part)
+            node[part] = child = child if isinstance(child, dict) else {}
+            node = child
+        node[leaf] = merge_nested(node.get(leaf), value)
+    return nested
+
+
+def merge_nested(current: Any, value: Any) -> Any:
+    """``value`` merged onto ``current`` where both are mappings (recursively), else ``value``;
+    mappings come out as new dicts, so the caller's are never changed."""
+    if isinstance(value, Mapping):
+        out = dict(current) if isinstance(current, dict) else {}
+        for key, item in value.items():
+            out[key] = merge_nested(out.get(key), item)
+        return out
+    return value
+
+
+def _apply(base: T, overrides: Mapping[str, Any], where: str) -> T:
+    if not isinstance(overrides, Mapping):
         raise ConfigError(f"{where}: expected a mapping of key -> value, got "
                           f"{_describe(overrides)}")
+    overrides = nest_dotted(overrides)
     fields = {f.name: f for f in dataclasses.fields(base)}  # type: ignore[arg-type]
     unknown = sorted(str(k) for k in set(overrides) - set(fields))
     if unknown:
@@ -299,17 +343,3 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as plain nested dicts/lists (for logs and checkpoint metadata)."""
-    def convert(value: Any) -> Any:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, tuple | list):
-            return [convert(v) for v in value]
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        return value
-
-    return convert(config)

@@ -1,6 +1,6 @@
 """Independent check of amp.feasibility with plain MuJoCo, clip by clip.
 
-    python scripts/check_feasibility.py data/amp/clips [--effort-weight 1.0] [--tolerance 0.15]
+    python -m scripts.check_feasibility data/amp/clips [--effort-weight 1.0] [--tolerance 0.15]
 
 Rebuilds every clip's joint torques by a different route and compares each joint's RMS torque
 (within ``--tolerance``, relative to the larger of the two, or 0.02 N·m absolute) and which
@@ -33,11 +33,9 @@ import mujoco
 import numpy as np
 from scipy.optimize import nnls
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from amp.clipfile import read_clip  # noqa: E402
-from amp.convert import load_for_kinematics  # noqa: E402
-from amp.feasibility import FeasibilityConfig, clip_feasibility, feasibility_model  # noqa: E402
+from amp.clipfile import read_clip
+from amp.convert import load_for_kinematics
+from amp.feasibility import FeasibilityConfig, clip_feasibility, feasibility_model
 
 
 def mujoco_velocities(model: mujoco.MjModel, qpos: np.ndarray, fps: float) -> np.ndarray:
@@ -122,7 +120,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="substring a clip name must contain")
     args = parser.parse_args()
     robot = load_for_kinematics("wildrobot")
-    fm = feasibility_model(robot.model, robot.contact_site_ids)
+    fm = feasibility_model(robot)
     config = FeasibilityConfig()
     worst_all, disagreements = 0.0, 0
     print(f"{'clip':<26} {'worst RMS diff':>15} {'joint':<20} {'over limit (ampkit/plain)':>26}")

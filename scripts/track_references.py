@@ -1,6 +1,6 @@
 """Replay every AMP clip in MuJoCo with the robot's own servos and a root-assist spring.
 
-    python scripts/track_references.py data/amp/clips [--only walk] [--assist-hz 2.0]
+    python -m scripts.track_references data/amp/clips [--only walk] [--assist-hz 2.0]
 
 The physical counterpart of the inverse-dynamics residual (amp.tracking): per clip, the assist
 force and torque the replay needs (RMS, as a share of the robot's weight), whether the tracked
@@ -16,17 +16,15 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import robots  # noqa: E402
-from amp.clipfile import read_clip  # noqa: E402
-from amp.feasibility import (  # noqa: E402
+import robots
+from amp.clipfile import read_clip
+from amp.feasibility import (
     CONTACT_SLICE,
     FeasibilityConfig,
     clip_feasibility,
     feasibility_model,
 )
-from amp.tracking import TrackingConfig, track_reference  # noqa: E402
+from amp.tracking import TrackingConfig, track_reference
 
 
 def main() -> int:
@@ -37,7 +35,7 @@ def main() -> int:
                         help="natural frequency of the root-assist spring [Hz]")
     args = parser.parse_args()
     robot = robots.load("wildrobot")
-    fm = feasibility_model(robot.model, robot.contact_site_ids)
+    fm = feasibility_model(robot)
     config = TrackingConfig(assist_hz=args.assist_hz)
     print(f"{'clip':<24} {'assist F rms':>13} {'of weight':>9} {'F max':>7} {'T rms':>7} "
           f"{'contacts kept':>13} {'root err':>9} {'fell':>5} {'feasibility':>11}")

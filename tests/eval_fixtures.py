@@ -20,8 +20,7 @@ from amp_fixtures import write_synthetic_dataset
 import robots
 from amp.merge import read_merged
 from training import checkpoint as ckpt
-from training.amp import load_env
-from training.config import AmpConfig, NetworkConfig, PPOConfig, TrainConfig
+from training.config import AmpConfig, NetworkConfig, PPOConfig, TrainConfig, load_env
 from training.normalization import RunningStats, init_stats, update_stats
 from training.train_state import init_train_state, make_networks
 

@@ -14,8 +14,7 @@ import pytest
 from eval_fixtures import TINY_EPISODES, TINY_SECONDS, shared_checkpoint
 
 import robots
-from training import eval_core as core
-from training import evaluate
+from training import eval_metrics, eval_setup, evaluate
 from training.envs import kinematics as kin
 from training.policy import random_policy, zero_policy
 from training.scenarios import Scenario, ScenarioError, command_key, default_suite, resized
@@ -85,7 +84,7 @@ def test_setup_arrays_carry_each_scenario_per_episode() -> None:
     robot = robots.load("wildrobot")
     model = robot.model
     suite = default_suite(episodes=4, seconds=2.0)
-    setup = core.build_setup(suite, model, 0.02)
+    setup = eval_setup.build_setup(suite, model, 0.02)
     assert setup.num_episodes == 24 and setup.max_steps == 100
     worst = setup.episodes_of(5)
     pelvis, torso = model.body("pelvis").id, model.body("torso").id
@@ -103,23 +102,23 @@ def test_setup_arrays_carry_each_scenario_per_episode() -> None:
     small = setup.subset(1)
     assert small.num_episodes == 6 and small.scenario_index.tolist() == list(range(6))
     with pytest.raises(ScenarioError, match="no body 'tail'"):
-        core.build_setup((Scenario("x", ((0, 0, 0),), body_mass_scale=(("tail", 2.0),)),),
+        eval_setup.build_setup((Scenario("x", ((0, 0, 0),), body_mass_scale=(("tail", 2.0),)),),
                          model, 0.02)
 
 
 def test_groups_share_one_environment_unless_overrides_differ() -> None:
     suite = default_suite(episodes=1, seconds=1.0)
-    groups = core.plan_groups(suite, "wildrobot_walk", {})
+    groups = eval_setup.plan_groups(suite, "wildrobot_walk", {})
     assert len(groups) == 1 and groups[0].scenarios == suite
     slow = Scenario("slow_servo", ((0.2, 0, 0),), latency_steps=5, seconds=30.0,
                     env_overrides=(("action_scale_rad", 0.4),))
-    groups = core.plan_groups((*suite, slow), "wildrobot_walk", {})
+    groups = eval_setup.plan_groups((*suite, slow), "wildrobot_walk", {})
     assert [g.scenarios for g in groups] == [suite, (slow,)]
     config = groups[1].env.config
     assert config.action_scale_rad == 0.4
     assert config.randomization.latency_steps == (0, 5)
     assert config.termination.episode_length_s == 31.0
-    assert groups[0].env is core.plan_groups(suite, "wildrobot_walk", {})[0].env  # cached
+    assert groups[0].env is eval_setup.plan_groups(suite, "wildrobot_walk", {})[0].env  # cached
 
 
 # --------------------------------------------------------------------------- measurements
@@ -138,8 +137,8 @@ def test_step_measurements_analytic() -> None:
     force = np.full((1, nu), -2.0)
     frame = np.zeros((1, 29))
     frame[0, 25:29] = [1, 0, 0, 0]
-    m = core.step_measurements(before, qpos, qvel, force, np.array([[0.3, 0.0, 0.5]]), frame,
-                               np.arange(6, 6 + nu))
+    m = eval_metrics.step_measurements(before, qpos, qvel, force, np.array([[0.3, 0.0, 0.5]]),
+                                       frame, np.arange(6, 6 + nu))
     np.testing.assert_allclose(kin.heading_velocity(qpos, qvel)[0], [0.3, 0.0, 0.0],
                                atol=1e-12)
     assert m["lin_vel_error"][0] == pytest.approx(0.0, abs=1e-12)
@@ -150,16 +149,16 @@ def test_step_measurements_analytic() -> None:
 
 
 def test_a_fall_ends_measuring_and_nan_does_not_leak() -> None:
-    acc = core.init_accumulator(3, 1)
+    acc = eval_metrics.init_accumulator(3, 1)
     limit = np.array([2, 2, 1])
-    values = {name: np.ones(3) for name in core.ACCUMULATED}
+    values = {name: np.ones(3) for name in eval_metrics.ACCUMULATED}
     values["abs_torque"] = np.ones((3, 1))
     values["foot_contact"] = np.ones((3, 2))
     for t, (done, fell) in enumerate([([0, 1, 0], [0, 1, 0]), ([0, 0, 0], [0, 0, 0])]):
         done, fell = np.array(done), np.array(fell)
-        measured, fell_now = core.episode_flags(acc, t, limit, done, fell)
+        measured, fell_now = eval_metrics.episode_flags(acc, t, limit, done, fell)
         step_values = dict(values, power=np.where(fell > 0, np.nan, 1.0))
-        acc = core.accumulate(acc, step_values, measured, fell_now)
+        acc = eval_metrics.accumulate(acc, step_values, measured, fell_now)
     assert acc["steps"].tolist() == [2, 0, 1]  # episode 2 stops at its 1-step limit
     assert acc["fell"].tolist() == [0, 1, 0]
     assert acc["power"].tolist() == [2, 0, 1]
@@ -169,7 +168,7 @@ def test_dataset_duty_factor_weights_clips() -> None:
     features = np.zeros((6, 29), np.float32)
     features[0:2, 25] = 1  # clip 0: left toe always, right never
     features[2:6, 27] = [1, 1, 0, 0]  # clip 1: right toe half the time, left never
-    duty = core.dataset_duty_factor(features, np.array([0, 2]), np.array([2, 4]),
+    duty = eval_metrics.dataset_duty_factor(features, np.array([0, 2]), np.array([2, 4]),
                                     np.array([0.25, 0.75]))
     np.testing.assert_allclose(duty, [0.25, 0.75 * 0.5])
 
@@ -194,7 +193,7 @@ def test_suite_on_tiny_checkpoint_produces_every_metric(cli_run: SimpleNamespace
         for key in SCENARIO_METRICS:
             assert key in metrics, (name, key)
         assert len(metrics["mean_abs_torque_nm"]) == 11
-        flat = core.flatten_metrics(metrics)
+        flat = eval_metrics.flatten_metrics(metrics)
         bad = [k for k, v in flat.items() if not math.isfinite(v)]
         assert not bad, (name, bad)
         assert 0.0 <= metrics["success_rate"] <= 1.0
@@ -236,9 +235,9 @@ def test_random_policy_falls_more_than_standing_and_is_reproducible(
         assert still["distance_m"] < 0.5 * flailing[name]["distance_m"], name
         assert still["mechanical_power_w"] < 0.05 * flailing[name]["mechanical_power_w"], name
     again = evaluate.evaluate_mjx(random_policy(11), tiny_suite, seed=3)
-    assert core.flatten_metrics(again) == core.flatten_metrics(flailing)
+    assert eval_metrics.flatten_metrics(again) == eval_metrics.flatten_metrics(flailing)
     other = evaluate.evaluate_mjx(random_policy(11), tiny_suite, seed=4)
-    assert core.flatten_metrics(other) != core.flatten_metrics(flailing)
+    assert eval_metrics.flatten_metrics(other) != eval_metrics.flatten_metrics(flailing)
 
 
 def test_standing_still_has_no_sim2sim_gap(cli_run: SimpleNamespace,

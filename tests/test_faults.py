@@ -293,13 +293,13 @@ def test_2_fresh_run_into_a_used_run_directory_is_refused(tmp_path: Path) -> Non
 
 
 def test_2_training_cli_refuses_before_any_work(tmp_path: Path, capsys) -> None:
-    from training import amp
+    from training import train
 
     out = tmp_path / "run"
     ckpt.save_checkpoint(out / "checkpoints", {"w": np.zeros(2)}, 20, {"run_id": "old"})
-    code = amp.main(["--data", str(tmp_path / "missing.h5"), "--out", str(out), "--metrics",
-                     str(tmp_path / "t.json"), "--plot", str(tmp_path / "t.csv"),
-                     "--no-progress"])
+    code = train.main(["--data", str(tmp_path / "missing.h5"), "--out", str(out), "--metrics",
+                       str(tmp_path / "t.json"), "--plot", str(tmp_path / "t.csv"),
+                       "--no-progress"])
     assert code == 2
     err = capsys.readouterr().err
     assert f"{out}: already holds a run (checkpoints/)" in err and "--overwrite" in err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training import eval_core as core
+from training import eval_metrics
 
 DT = 0.02
 
@@ -12,12 +12,12 @@ DT = 0.02
 def _run(contacts: np.ndarray) -> dict[str, float]:
     """Feed [T, E, 2] foot contacts through the accumulator; gait metrics of the episodes."""
     steps, episodes, _ = contacts.shape
-    acc = core.init_accumulator(episodes, 1)
+    acc = eval_metrics.init_accumulator(episodes, 1)
     measured = np.ones(episodes, np.float32)
     for t in range(steps):
         acc["steps"] = acc["steps"] + measured
-        acc.update(core.count_steps(acc, contacts[t], measured))
-    return core.gait_metrics({k: np.asarray(v, np.float64) for k, v in acc.items()}, DT)
+        acc.update(eval_metrics.count_steps(acc, contacts[t], measured))
+    return eval_metrics.gait_metrics({k: np.asarray(v, np.float64) for k, v in acc.items()}, DT)
 
 
 def _walk(seconds: float, period_s: float, duty: float) -> np.ndarray:

@@ -170,7 +170,7 @@ def test_overrides_parse_types_nested_keys_and_env_keys() -> None:
     assert dict(config.env_overrides) == {"rewards.tracking": 2.5}
     with pytest.raises(ConfigError, match="valid"):
         apply_overrides(config, ["ppo.num_env=64"])
-    with pytest.raises(ConfigError, match="expected int"):
+    with pytest.raises(ConfigError, match="expected an integer"):
         apply_overrides(config, ["ppo.num_envs=abc"])
     with pytest.raises(ConfigError, match="divisible"):
         apply_overrides(config, ["ppo.num_minibatches=7"])

@@ -110,7 +110,7 @@ def test_old_schema_is_refused_with_a_clear_message(walk_dataset: Path, tmp_path
 
 
 def test_rsi_without_reference_states_is_refused(tmp_path: Path, robot: robots.Robot) -> None:
-    from training.amp import with_reference_init
+    from training.train import with_reference_init
 
     features = np.zeros((10, 29), np.float32)
     features[:, 24] = 0.48

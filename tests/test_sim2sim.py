@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from eval_fixtures import TINY_BATCH
 
-from training import eval_core as core
+from training import eval_metrics, eval_setup
 from training.envs.randomization import DomainFactors
 from training.evaluate import MjxBatch
 from training.policy import random_policy, zero_policy
@@ -23,9 +23,9 @@ NOMINAL = (Scenario("nominal", ((0.25, 0.05, -0.2),), episodes=TINY_BATCH, secon
 
 
 @pytest.fixture(scope="module")
-def nominal() -> tuple[object, core.EpisodeSetup]:
-    env = core.plan_groups(NOMINAL, "wildrobot_walk", {})[0].env
-    return env, core.build_setup(NOMINAL, env.mj_model, env.control_dt)
+def nominal() -> tuple[object, eval_setup.EpisodeSetup]:
+    env = eval_setup.plan_groups(NOMINAL, "wildrobot_walk", {})[0].env
+    return env, eval_setup.build_setup(NOMINAL, env.mj_model, env.control_dt)
 
 
 def test_observation_builder_matches_the_environment(nominal) -> None:
@@ -77,7 +77,7 @@ def test_mujoco_replays_mjx_noise_and_pushes(nominal) -> None:
     env, _ = nominal
     pushed = (Scenario("pushed", ((0.2, 0.0, 0.0),), episodes=TINY_BATCH, seconds=1.0,
                        push_force_n=10.0, push_interval_s=(0.1, 0.3), push_duration_s=0.06),)
-    setup = core.build_setup(pushed, env.mj_model, env.control_dt)
+    setup = eval_setup.build_setup(pushed, env.mj_model, env.control_dt)
     mjx_batch = MjxBatch(env, setup, seed=4)
     mjx_obs = np.asarray(mjx_batch.reset())
     mujoco_batch = MujocoBatch(env, setup, seed=4)
@@ -105,7 +105,7 @@ def test_episode_model_applies_factors_as_the_env_does(nominal) -> None:
     env, _ = nominal
     scenario = Scenario("heavy", ((0.1, 0.0, 0.0),), episodes=1, friction=0.35,
                         body_mass_scale=(("torso", 1.4),), strength_scale=0.7)
-    setup = core.build_setup((scenario,), env.mj_model, env.control_dt)
+    setup = eval_setup.build_setup((scenario,), env.mj_model, env.control_dt)
     model = episode_model(env.mj_model, setup, 0)
     joints = env.robot.spec.num_joints
     factors = DomainFactors(
@@ -125,7 +125,7 @@ def test_mujoco_runner_latency_and_pushes(nominal) -> None:
     env, _ = nominal
     scenario = Scenario("lag", ((0.0, 0.0, 0.0),), episodes=1, seconds=0.2, latency_steps=2,
                         push_force_n=10.0, push_interval_s=(0.04, 0.04), push_duration_s=0.02)
-    setup = core.build_setup((scenario,), env.mj_model, env.control_dt)
+    setup = eval_setup.build_setup((scenario,), env.mj_model, env.control_dt)
     batch = MujocoBatch(env, setup, seed=0)
     batch.reset()
     default_ctrl = batch.default_ctrl.copy()
@@ -148,11 +148,11 @@ def test_mujoco_suite_separates_standing_from_flailing() -> None:
     assert all(m["success_rate"] == 1.0 for m in standing.values())
     assert sum(m["success_rate"] for m in flailing.values()) < 2.0
     for metrics in (*standing.values(), *flailing.values()):
-        flat = core.flatten_metrics(metrics)
+        flat = eval_metrics.flatten_metrics(metrics)
         assert all(np.isfinite(v) for v in flat.values())
         assert "style_score" not in metrics  # no discriminator given
     again = evaluate_mujoco(random_policy(11), suite, episodes=3, seed=0)
-    assert core.flatten_metrics(again) == core.flatten_metrics(flailing)
+    assert eval_metrics.flatten_metrics(again) == eval_metrics.flatten_metrics(flailing)
 
 
 def test_mjx_batch_reproduces_itself(nominal) -> None:

@@ -22,7 +22,8 @@ from trainer_fixtures import PointWalk, tiny_config, write_reference_dataset
 
 from amp.merge import DatasetFileError
 from training import checkpoint as ckpt
-from training.amp import (
+from training.run_log import CSV_COLUMNS
+from training.train import (
     DataMismatchError,
     NonFiniteError,
     RunPaths,
@@ -33,7 +34,6 @@ from training.amp import (
     train,
     with_dataset_contact_rule,
 )
-from training.run_log import CSV_COLUMNS
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -216,8 +216,7 @@ def test_checkpoint_round_trips_typed_keys_and_refuses_other_shapes(tmp_path: Pa
 def test_environment_labels_contacts_like_the_dataset(tmp_path: Path) -> None:
     from robots.config import ConfigError
     from training import envs
-    from training.amp import load_env
-    from training.config import preset
+    from training.config import load_env, preset
 
     rule = {"height_m": 0.02, "max_speed_mps": None}
     config = with_dataset_contact_rule(preset("cpu-smoke"), rule)

@@ -186,7 +186,7 @@ def tiny_config(**changes: Any) -> TrainConfig:
 def compare_device_counts(out_dir: Path, iterations: int = 2) -> dict[str, Any]:
     """Train the same tiny run on a 1-device and on a 2-device mesh (call in a process started
     with ``--xla_force_host_platform_device_count=2``); report how far the results differ."""
-    from training.amp import RunPaths, load_reference, train
+    from training.train import RunPaths, load_reference, train
 
     env = PointWalk()
     dataset = load_reference(write_reference_dataset(out_dir / "merged.h5"), env)

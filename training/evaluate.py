@@ -5,18 +5,18 @@
 
 Every scenario of :func:`training.scenarios.default_suite` runs its episodes in parallel
 (``jax.vmap`` of the environment), all scenarios in one batch: a scenario's command, friction,
-masses, actuator strength, latency, pushes and noise level are written into each episode's
-environment state after reset, so one compiled step serves the whole suite. The policy sees
-the environment's own observation: the noise-free policy observation (the first block of the
-privileged observation) plus uniform noise of the environment's widths times the scenario's
-noise multiplier.
+masses, actuator strength and latency are each episode's conditions (``Env.reset_under``),
+its pushes go in through ``Env.apply_push``, so one compiled step serves the whole suite.
+The policy sees the environment's own observation: the noise-free policy observation (the
+first block of the privileged observation) plus uniform noise of the environment's widths
+times the scenario's noise multiplier.
 
 Per scenario (``metrics/eval.json`` -> ``scenarios``): success rate (no fall within the episode),
 survival time, linear and yaw velocity tracking error, distance and speed, mean |torque| per
 actuator, mechanical power, cost of transport, style score (the discriminator's reward on the
 policy's transitions), foot-contact duty factor and the dataset's, and the gait: steps per
 second, step alternation and ``walking_rate``, the share of episodes that survived while
-stepping left-right (``training.eval_core.gait_metrics``): a shuffle survives, but does not
+stepping left-right (``training.eval_metrics.gait_metrics``): a shuffle survives, but does not
 walk. ``sim2sim`` holds the same
 metrics from plain MuJoCo (``training.sim2sim``) on the first few episodes of each scenario
 (``--sim2sim-episodes``; commands go round-robin, so these are the first commands), replayed
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,16 +42,14 @@ import numpy as np
 from robots.cli import stage_parser
 from robots.errors import AmpkitError
 from robots.io import check_writable, write_json_atomic
-from training import eval_core as core
+from training import eval_metrics, eval_setup, eval_streams
 from training.envs import kinematics as kin
-from training.eval_core import EpisodeSetup, EvaluationError, ScenarioGroup
+from training.envs.base import Env, EpisodeConditions
+from training.eval_setup import EpisodeSetup, EvaluationError, ScenarioGroup
 from training.policy import PolicyFn, StyleFn, jit_policy
 from training.scenarios import Scenario, default_suite, resized
 
 DEFAULT_ENV = "wildrobot_walk"
-REQUIRED_INFO = ("command", "next_command_step", "domain", "next_push_step", "push_force",
-                 "push_steps_left", "amp_prev_frame", "amp_terminal_frame", "truncated")
-"""Environment-state ``info`` keys the evaluation writes or reads."""
 CHECK_DONE_EVERY = 25
 """Control steps between checks whether every episode has ended (then the rollout stops)."""
 
@@ -65,16 +64,18 @@ class _Functions:
     step: Any
 
 
-_FUNCTIONS: dict[int, tuple[Any, _Functions]] = {}
+_FUNCTIONS: weakref.WeakKeyDictionary[Env, _Functions] = weakref.WeakKeyDictionary()
+"""Compiled pieces per environment object (``eval_setup.load_eval_env`` gives one object per
+configuration), dropped with the environment."""
 
 
-def _functions(env: Any) -> _Functions:
-    if id(env) not in _FUNCTIONS:
-        _FUNCTIONS[id(env)] = (env, _build_functions(env))  # env kept alive: ids stay unique
-    return _FUNCTIONS[id(env)][1]
+def _functions(env: Env) -> _Functions:
+    if env not in _FUNCTIONS:
+        _FUNCTIONS[env] = _build_functions(env)
+    return _FUNCTIONS[env]
 
 
-def check_layout(env: Any) -> tuple[tuple[str, int], ...]:
+def check_layout(env: Env) -> tuple[tuple[str, int], ...]:
     """The env's policy observation layout, after checking that its privileged observation
     starts with the same blocks (the noise-free policy observation the evaluation reads)."""
     try:
@@ -89,60 +90,50 @@ def check_layout(env: Any) -> tuple[tuple[str, int], ...]:
     return layout
 
 
-def _build_functions(env: Any) -> _Functions:
+def _build_functions(env: Env) -> _Functions:
     layout = check_layout(env)
     obs_size = env.observation_size
-    command_slice = core.block_slice(layout, "command")
     noise_vector = jnp.asarray(kin.noise_widths(layout, env.config.noise))
-    dofs = core.actuator_dof_addresses(env.mj_model)
+    dofs = eval_setup.actuator_dof_addresses(env.mj_model)
 
     def observe(state: Any, aux_keys: jax.Array, noise_scale: jax.Array,
                 t: jax.Array) -> jax.Array:
-        unit = core.noise_unit(aux_keys, t, obs_size)
+        unit = eval_streams.noise_unit(aux_keys, t, obs_size)
         clean = state.privileged_obs[:, :obs_size]
         return clean + unit * noise_vector * noise_scale[:, None]
 
+    def start(key: jax.Array, command: jax.Array, friction: jax.Array, mass_scale: jax.Array,
+              strength_scale: jax.Array, latency_steps: jax.Array) -> Any:
+        factors = env.nominal_factors().replace(
+            friction=friction, mass_scale=mass_scale, strength_scale=strength_scale,
+            latency_steps=latency_steps)
+        return env.reset_under(key, EpisodeConditions(command=command, factors=factors))
+
     def reset(keys: jax.Array, setup: dict[str, jax.Array]) -> dict[str, Any]:
         reset_keys, aux_keys = keys[:, 0], keys[:, 1]
-        state = jax.vmap(env.reset)(reset_keys)
-        missing = [k for k in REQUIRED_INFO if k not in state.info]
-        if missing:
-            raise EvaluationError(f"environment state info lacks {missing}; evaluation "
-                                  "writes commands, physics factors and pushes there")
-        info = dict(state.info)
-        info["command"] = setup["command"]
-        info["next_command_step"] = jnp.full_like(info["next_command_step"], core.NO_PUSH_STEP)
-        info["next_push_step"] = jnp.full_like(info["next_push_step"], core.NO_PUSH_STEP)
-        domain = info["domain"]
-        info["domain"] = domain.replace(
-            friction=setup["friction"], mass_scale=setup["mass_scale"],
-            damping_scale=jnp.ones_like(domain.damping_scale),
-            armature_scale=jnp.ones_like(domain.armature_scale),
-            strength_scale=setup["strength_scale"], latency_steps=setup["latency_steps"])
-        state = state.replace(
-            obs=state.obs.at[:, command_slice].set(setup["command"]),
-            privileged_obs=state.privileged_obs.at[:, command_slice].set(setup["command"]),
-            info=info)
+        state = jax.vmap(start)(reset_keys, setup["command"], setup["friction"],
+                                setup["mass_scale"], setup["strength_scale"],
+                                setup["latency_steps"])
         interval = setup["push_interval_steps"]
-        first_push = core.push_interval(aux_keys, 0, interval[:, 0], interval[:, 1])
-        next_push = jnp.where(setup["push_force_n"] > 0, first_push, core.NO_PUSH_STEP)
-        acc = core.init_accumulator(keys.shape[0], env.action_size, jnp)
+        first_push = eval_streams.push_interval(aux_keys, 0, interval[:, 0], interval[:, 1])
+        next_push = jnp.where(setup["push_force_n"] > 0, first_push, eval_streams.NO_PUSH_STEP)
+        acc = eval_metrics.init_accumulator(keys.shape[0], env.action_size, jnp)
         return {"state": state, "acc": acc, "next_push": next_push.astype(jnp.int32),
                 "aux_keys": aux_keys}
 
     def step(carry: dict[str, Any], action: jax.Array, setup: dict[str, jax.Array],
              t: jax.Array) -> tuple[dict[str, Any], jax.Array, jax.Array, jax.Array]:
         state, aux_keys = carry["state"], carry["aux_keys"]
-        state, next_push = _apply_pushes(state, carry["next_push"], aux_keys, setup, t)
+        state, next_push = _apply_pushes(env, state, carry["next_push"], aux_keys, setup, t)
         after = jax.vmap(env.step)(state, action)
         fell = after.done * (1.0 - after.info["truncated"])
-        measured, fell_now = core.episode_flags(carry["acc"], t, setup["limit_steps"],
+        measured, fell_now = eval_metrics.episode_flags(carry["acc"], t, setup["limit_steps"],
                                                 after.done, fell, jnp)
         terminal = after.info["amp_terminal_frame"]
-        measurements = core.step_measurements(
+        measurements = eval_metrics.step_measurements(
             state.data.qpos, after.data.qpos, after.data.qvel, after.data.actuator_force,
             setup["command"], terminal, dofs, jnp)
-        acc = core.accumulate(carry["acc"], measurements, measured, fell_now, jnp)
+        acc = eval_metrics.accumulate(carry["acc"], measurements, measured, fell_now, jnp)
         pairs = jnp.stack([after.info["amp_prev_frame"], terminal], axis=1)
         obs = observe(after, aux_keys, setup["noise_scale"], t + 1)
         carry = {"state": after, "acc": acc, "next_push": next_push, "aux_keys": aux_keys}
@@ -151,22 +142,25 @@ def _build_functions(env: Any) -> _Functions:
     return _Functions(reset=jax.jit(reset), observe=jax.jit(observe), step=jax.jit(step))
 
 
-def _apply_pushes(state: Any, next_push: jax.Array, aux_keys: jax.Array,
+def _apply_pushes(env: Env, state: Any, next_push: jax.Array, aux_keys: jax.Array,
                   setup: dict[str, jax.Array], t: jax.Array) -> tuple[Any, jax.Array]:
-    """Start a push where one is due at step ``t``: the environment applies ``push_force`` for
-    ``push_steps_left`` steps (its own push schedule is switched off at reset)."""
+    """Start a push (``Env.apply_push``) where one is due at step ``t``; the schedule is the
+    evaluation's own random stream, which sim-to-sim replays."""
     start = (setup["push_force_n"] > 0) & (t == next_push)
-    angle = core.push_heading(aux_keys, t)
+    angle = eval_streams.push_heading(aux_keys, t)
     force = setup["push_force_n"][:, None] * jnp.stack(
         [jnp.cos(angle), jnp.sin(angle), jnp.zeros_like(angle)], axis=1)
-    info = dict(state.info)
-    info["push_force"] = jnp.where(start[:, None], force, info["push_force"])
-    info["push_steps_left"] = jnp.where(start, setup["push_duration_steps"],
-                                        info["push_steps_left"]).astype(jnp.int32)
+    pushed = jax.vmap(env.apply_push)(state, force, setup["push_duration_steps"])
+    state = jax.tree.map(lambda new, old: jnp.where(_rows(start, new), new, old), pushed, state)
     interval = setup["push_interval_steps"]
-    following = core.push_interval(aux_keys, t + 1, interval[:, 0], interval[:, 1])
+    following = eval_streams.push_interval(aux_keys, t + 1, interval[:, 0], interval[:, 1])
     next_push = jnp.where(start, t + following, next_push)
-    return state.replace(info=info), next_push.astype(jnp.int32)
+    return state, next_push.astype(jnp.int32)
+
+
+def _rows(mask: jax.Array, like: jax.Array) -> jax.Array:
+    """``mask`` [E] shaped to broadcast against ``like`` [E, ...]."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
 
 # --------------------------------------------------------------------------- MJX batch
@@ -175,10 +169,10 @@ class MjxBatch:
 
     ``reset()`` gives the first (noisy) observations [E, O]; ``step(action)`` advances every
     episode one control step and returns the next observations. Running sums (see
-    ``training.eval_core``) are in :attr:`accumulator`.
+    ``training.eval_metrics``) are in :attr:`accumulator`.
     """
 
-    def __init__(self, env: Any, setup: EpisodeSetup, seed: int = 0,
+    def __init__(self, env: Env, setup: EpisodeSetup, seed: int = 0,
                  style_fn: StyleFn | None = None) -> None:
         self.env, self.setup, self.seed = env, setup, seed
         self._fns = _functions(env)
@@ -190,7 +184,7 @@ class MjxBatch:
         self.t = 0
 
     def reset(self) -> jax.Array:
-        keys = jnp.asarray(core.episode_keys(self.setup, self.seed))
+        keys = jnp.asarray(eval_streams.episode_keys(self.setup, self.seed))
         self._carry = self._fns.reset(keys, self._setup)
         self.initial_qpos = np.asarray(self._carry["state"].data.qpos)
         self._style_sum = jnp.zeros(self.setup.num_episodes, jnp.float32)
@@ -233,7 +227,7 @@ class MjxBatch:
 class MjxRun:
     """One group's finished MJX rollout: its environment, episodes and running sums."""
 
-    env: Any
+    env: Env
     setup: EpisodeSetup
     accumulator: dict[str, np.ndarray]
     initial_qpos: np.ndarray
@@ -252,8 +246,8 @@ class MjxRun:
         if first is not None:
             keep = setup.first_episodes(first)
             setup, acc = setup.subset(first), {k: v[keep] for k, v in acc.items()}
-        return core.summarize(acc, setup, self.env.control_dt,
-                              core.actuator_names(self.env.mj_model), dataset_duty,
+        return eval_metrics.summarize(acc, setup, self.env.control_dt,
+                              eval_setup.actuator_names(self.env.mj_model), dataset_duty,
                               has_style=self.has_style)
 
 
@@ -261,7 +255,7 @@ def run_group_mjx(group: ScenarioGroup, policy_fn: PolicyFn, seed: int,
                   style_fn: StyleFn | None) -> MjxRun:
     """Roll out one group's scenarios in MJX (stops early once every episode has ended)."""
     env = group.env
-    setup = core.build_setup(group.scenarios, env.mj_model, env.control_dt)
+    setup = eval_setup.build_setup(group.scenarios, env.mj_model, env.control_dt)
     batch = MjxBatch(env, setup, seed, style_fn)
     act = jit_policy(policy_fn, seed)
     obs = batch.reset()
@@ -277,7 +271,7 @@ def run_mjx(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *,
             style_fn: StyleFn | None = None, seed: int = 0) -> list[MjxRun]:
     """Every group's rollout (see :func:`evaluate_mjx`)."""
     return [run_group_mjx(group, policy_fn, seed, style_fn)
-            for group in core.plan_groups(scenarios, env_name, env_overrides or {})]
+            for group in eval_setup.plan_groups(scenarios, env_name, env_overrides or {})]
 
 
 def collect(runs: list[MjxRun], scenarios: tuple[Scenario, ...],
@@ -322,7 +316,7 @@ def sim2sim_gap(mjx: dict[str, dict[str, Any]],
     """Per scenario, MuJoCo minus MJX for every scalar metric both have."""
     gaps = {}
     for name, theirs in mujoco.items():
-        a, b = core.flatten_metrics(mjx[name]), core.flatten_metrics(theirs)
+        a, b = eval_metrics.flatten_metrics(mjx[name]), eval_metrics.flatten_metrics(theirs)
         gaps[name] = {k: b[k] - a[k] for k in b if k in a and k not in ("episodes", "seconds")
                       and not k.startswith(("per_command/", "dataset_duty_factor/"))}
     return gaps
@@ -348,7 +342,7 @@ def format_table(scenarios: dict[str, dict[str, Any]],
                                                  for c in columns)
     lines = [header, "-" * len(header)]
     for name, metrics in scenarios.items():
-        flat = core.flatten_metrics(metrics)
+        flat = eval_metrics.flatten_metrics(metrics)
         if gaps is not None and name in gaps:
             flat.update({f"gap:{k}": v for k, v in gaps[name].items()})
         cells = []
@@ -369,7 +363,7 @@ def load_dataset_duty(path: Path, robot_name: str) -> tuple[np.ndarray, str]:
     if data.robot != robot_name:
         raise DatasetFileError(path, f"dataset is for robot {data.robot!r}, the checkpoint's "
                                      f"environment runs {robot_name!r}")
-    duty = core.dataset_duty_factor(data.features, data.clip_start, data.clip_length,
+    duty = eval_metrics.dataset_duty_factor(data.features, data.clip_start, data.clip_length,
                                     data.clip_weight)
     return duty, data.content_sha256
 
@@ -398,7 +392,7 @@ def evaluate_checkpoint(checkpoint: Path, *, data: Path | None = None, episodes:
                         scenarios: tuple[Scenario, ...] | None = None) -> dict[str, Any]:
     """Everything ``metrics/eval.json`` holds, for one checkpoint."""
     from training import policy as policies
-    from training.amp import env_overrides_dict
+    from training.config import env_overrides_dict
     from training.sim2sim import evaluate_mujoco
 
     snapshot = policies.load_snapshot(checkpoint)

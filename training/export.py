@@ -132,6 +132,8 @@ def snapshot_metadata(snapshot: Any) -> dict[str, Any]:
         "env": snapshot.config.env,
         "observation_layout": [list(block) for block in env.observation_layout()],
         "control_dt_s": env.control_dt,
+        # gait_clock block (if in the layout): sin, cos of 2*pi*frac(step * dt * this)
+        "gait_clock_hz": float(getattr(getattr(env.config, "gait", None), "frequency_hz", 0.0)),
         "actuator_names": [model.actuator(i).name for i in range(model.nu)],
         "default_joint_pos_rad": [float(v) for v in keyframe[actuator_qpos]],
         "action_scale_rad": float(getattr(env.config, "action_scale_rad", 1.0)),
@@ -139,15 +141,29 @@ def snapshot_metadata(snapshot: Any) -> dict[str, Any]:
     }
 
 
-def export_snapshot(snapshot: Any) -> onnx.ModelProto:
-    """The ONNX model of a :class:`training.policy.PolicySnapshot`'s deterministic policy."""
+def export_policy(network: Any, params: Any, obs_stats: Any,
+                  metadata: dict[str, Any] | None = None) -> onnx.ModelProto:
+    """The ONNX model of the deterministic policy of (``network``, ``params``, ``obs_stats``):
+    the triple :func:`training.policy.make_inference_fn` runs, with the network's clips and
+    activation.
+
+    Args:
+        network: A :class:`training.policy.PolicyNetwork`.
+        params: Its parameters.
+        obs_stats: The observation normalizer (:class:`training.normalization.RunningStats`).
+        metadata: As :func:`build_policy_onnx`.
+    """
     from training.policy import normalization_arrays
 
-    mean, std = normalization_arrays(snapshot.obs_stats)
-    return build_policy_onnx(dense_layers(snapshot.policy_params), mean, std,
-                             float(snapshot.config.ppo.obs_clip),
-                             snapshot.config.network.activation, snapshot.action_clip,
-                             snapshot_metadata(snapshot))
+    mean, std = normalization_arrays(obs_stats)
+    return build_policy_onnx(dense_layers(params), mean, std, float(network.obs_clip),
+                             network.config.activation, network.action_clip, metadata)
+
+
+def export_snapshot(snapshot: Any) -> onnx.ModelProto:
+    """The ONNX model of a :class:`training.policy.PolicySnapshot`'s deterministic policy."""
+    return export_policy(snapshot.policy_network, snapshot.policy_params, snapshot.obs_stats,
+                         snapshot_metadata(snapshot))
 
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> int:

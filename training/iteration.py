@@ -6,13 +6,15 @@ rollout (scan over ``unroll_length`` steps of the vmapped env batch)
 → observation normalizer update → replay-buffer insert.
 
 The observation normalizers are updated after the PPO epochs, so the update sees exactly the
-normalization the rollout acted with (the importance ratio starts at 1).
+normalization the rollout acted with (the importance ratio starts at 1). The policy and the
+style reward are the inference functions of :mod:`training.policy`, so evaluation and export
+compute exactly what training optimized.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.struct
 import jax
@@ -27,11 +29,14 @@ from training.discriminator import (
     mix_policy_batch,
     replay_insert,
     separability,
-    style_reward,
 )
-from training.networks import clamp_log_std, gaussian_entropy, gaussian_kl, gaussian_log_prob
+from training.networks import gaussian_entropy, gaussian_kl, gaussian_log_prob
 from training.normalization import normalize, update_stats
+from training.policy import make_inference_fn, policy_distribution, style_rewards
 from training.train_state import Networks, TrainState
+
+if TYPE_CHECKING:
+    from training.envs.base import Env
 
 SampleFn = Callable[[Any, jax.Array, int], jax.Array]
 """``sample_pairs(dataset_arrays, rng, batch_size) -> [B, 2, F]`` reference transitions."""
@@ -71,15 +76,6 @@ def critic_input(env_state: Any, networks: Networks) -> jax.Array:
     return env_state.privileged_obs if networks.critic_uses_privileged else env_state.obs
 
 
-def policy_distribution(state: TrainState, networks: Networks, config: TrainConfig,
-                        obs: jax.Array, params: Any = None) -> tuple[jax.Array, jax.Array]:
-    """(mean [..., A], clamped log_std [A]) for raw observations ``obs`` [..., O]."""
-    params = state.params if params is None else params
-    obs_n = normalize(state.obs_stats, obs, config.ppo.obs_clip)
-    mean, log_std = networks.policy.apply(params["policy"], obs_n)
-    return mean, clamp_log_std(log_std, config.network)
-
-
 def values_of(state: TrainState, networks: Networks, config: TrainConfig,
               critic_obs: jax.Array, params: Any = None) -> jax.Array:
     """V for raw critic observations [..., P] → [...]."""
@@ -88,15 +84,16 @@ def values_of(state: TrainState, networks: Networks, config: TrainConfig,
     return networks.value.apply(params["value"], x)
 
 
-def collect_rollout(state: TrainState, env: Any, networks: Networks, config: TrainConfig,
+def collect_rollout(state: TrainState, env: Env, networks: Networks, config: TrainConfig,
                     rng: jax.Array) -> tuple[Any, Transition]:
     """Step the batch ``unroll_length`` times with the stochastic policy."""
     step_fn = jax.vmap(env.step)
 
     def one_step(env_state: Any, key: jax.Array) -> tuple[Any, Transition]:
-        mean, log_std = policy_distribution(state, networks, config, env_state.obs)
+        mean, log_std = policy_distribution(networks.policy, state.params["policy"],
+                                            state.obs_stats, env_state.obs)
         action = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-        clip = config.ppo.action_clip
+        clip = networks.policy.action_clip
         next_state = step_fn(env_state, jnp.clip(action, -clip, clip))
         info = next_state.info
         transition = Transition(
@@ -169,17 +166,6 @@ def discriminator_phase(state: TrainState, networks: Networks, config: TrainConf
     return state, metrics
 
 
-def style_rewards(state: TrainState, networks: Networks, config: TrainConfig,
-                  amp_pairs: jax.Array) -> jax.Array:
-    """Style reward of every rollout transition, [T, N], one time step at a time (bounded
-    memory for large batches)."""
-    def per_step(pairs: jax.Array) -> jax.Array:
-        pairs_n = normalize(state.amp_stats, pairs, config.amp.normalizer_clip)
-        return style_reward(networks.discriminator.apply(state.disc_params, pairs_n))
-
-    return jax.lax.map(per_step, amp_pairs)
-
-
 class PPOBatch(flax.struct.PyTreeNode):
     """Flattened rollout for the PPO epochs; every field has leading axis [M] (= T·N)."""
 
@@ -196,7 +182,8 @@ class PPOBatch(flax.struct.PyTreeNode):
 def ppo_minibatch_loss(params: Any, state: TrainState, networks: Networks, config: TrainConfig,
                        batch: PPOBatch, old_log_std: jax.Array) -> tuple[jax.Array, Metrics]:
     """PPO loss of one minibatch; metrics include the KL(old ‖ new) of the policy."""
-    mean, log_std = policy_distribution(state, networks, config, batch.obs, params)
+    mean, log_std = policy_distribution(networks.policy, params["policy"], state.obs_stats,
+                                        batch.obs)
     terms = ppo.PPOTerms(
         log_prob=gaussian_log_prob(batch.action, mean, log_std),
         old_log_prob=batch.log_prob,
@@ -286,7 +273,7 @@ def rollout_metrics(rollout: Transition, style: jax.Array | None,
     return metrics
 
 
-def training_iteration(state: TrainState, dataset: Any, *, env: Any, networks: Networks,
+def training_iteration(state: TrainState, dataset: Any, *, env: Env, networks: Networks,
                        config: TrainConfig, sample_fn: SampleFn,
                        ) -> tuple[TrainState, Metrics, jax.Array]:
     """One full iteration. Returns the new state, scalar metrics, and a [num_param_leaves] bool
@@ -304,11 +291,13 @@ def training_iteration(state: TrainState, dataset: Any, *, env: Any, networks: N
         state, disc_metrics = discriminator_phase(state, networks, config, policy_pairs,
                                                   dataset, sample_fn, k_disc)
         metrics.update(disc_metrics)
-        style = style_rewards(state, networks, config, rollout.amp_pairs)
+        style = style_rewards(networks.discriminator, state.disc_params, state.amp_stats,
+                              rollout.amp_pairs)
         rewards = config.amp.task_weight * rollout.task_reward + config.amp.style_weight * style
     batch, gae_metrics = make_ppo_batch(state, networks, config, rollout, rewards,
                                         final_env_state)
-    _, old_log_std = policy_distribution(state, networks, config, rollout.obs[0, :1])
+    _, old_log_std = policy_distribution(networks.policy, state.params["policy"],
+                                         state.obs_stats, rollout.obs[0, :1])
     state, ppo_metrics = ppo_phase(state, networks, config, batch, old_log_std, k_ppo)
     state = state.replace(
         obs_stats=update_stats(state.obs_stats, rollout.obs),
@@ -342,16 +331,15 @@ def param_leaf_paths(state: TrainState) -> list[str]:
             for path, _ in flat]
 
 
-def evaluate_policy(state: TrainState, env: Any, networks: Networks, config: TrainConfig,
+def evaluate_policy(state: TrainState, env: Env, networks: Networks, config: TrainConfig,
                     rng: jax.Array) -> Metrics:
     """Deterministic (mean-action) rollout of ``eval_envs`` fresh episodes for ``eval_steps``
     steps; reads the state, changes nothing in it."""
     env_state = jax.vmap(env.reset)(jax.random.split(rng, config.eval_envs))
+    act = make_inference_fn(networks.policy)(state.params["policy"], state.obs_stats)
 
     def one_step(carry: Any, _: None) -> tuple[Any, tuple[jax.Array, jax.Array, jax.Array]]:
-        mean, _ = policy_distribution(state, networks, config, carry.obs)
-        clip = config.ppo.action_clip
-        carry = jax.vmap(env.step)(carry, jnp.clip(mean, -clip, clip))
+        carry = jax.vmap(env.step)(carry, act(carry.obs))
         fell = carry.done * (1.0 - carry.info["truncated"].astype(jnp.float32))
         return carry, (carry.reward, carry.done, fell)
 

@@ -1,11 +1,17 @@
-"""A training checkpoint as things to run: the deterministic policy, the style scorer, baselines.
+"""The policy and the style scorer as things to run, during training and after it.
+
+The inference functions are pure functions of (parameters, normalizer statistics, network),
+as Brax's ``make_inference_fn``: :func:`policy_distribution` and :func:`style_rewards` are what
+the trainer's iteration (:mod:`training.iteration`) computes with, and :func:`make_inference_fn`
+/ :func:`make_style_fn` give the deterministic policy and the style reward of any such triple.
+A :class:`PolicyNetwork` / :class:`StyleNetwork` is the static part: the flax module with the
+clips and bounds applied around it.
 
 :func:`load_snapshot` reads only what inference needs from a checkpoint (policy parameters, the
 observation normalizer, the discriminator and its AMP-frame normalizer), by the leaf paths the
 trainer records in ``meta.json``, so neither the replay buffer nor the environment batch is
-loaded. The policy and the style reward are computed by the trainer's own functions
-(``training.iteration.policy_distribution`` and ``style_rewards``), so evaluation sees exactly
-what training optimized.
+loaded. Evaluation, rendering and export run the snapshot through the same functions and
+networks as training, so they see exactly what training optimized.
 
 A policy here is ``PolicyFn(obs [B, O], key) -> action [B, A]``, pure JAX (jit-able): the
 checkpoint's deterministic mean action, or a baseline (:func:`zero_policy`,
@@ -18,8 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -27,9 +32,19 @@ import numpy as np
 
 from amp.features import FEATURE_DIM
 from training import checkpoint as ckpt
-from training.config import TrainConfig
-from training.networks import make_discriminator, make_policy
-from training.normalization import RunningStats, init_stats
+from training.config import NetworkConfig, TrainConfig, config_from_dict, load_env
+from training.discriminator import style_reward
+from training.networks import (
+    Discriminator,
+    GaussianPolicy,
+    clamp_log_std,
+    make_discriminator,
+    make_policy,
+)
+from training.normalization import RunningStats, init_stats, normalize
+
+if TYPE_CHECKING:
+    from training.envs.base import Env
 
 PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]
 """(observations [B, O], PRNG key) -> actions [B, A] as handed to the environment."""
@@ -41,6 +56,108 @@ OBS_STATS_PREFIX = ".obs_stats"
 DISC_PREFIX = ".disc_params"
 AMP_STATS_PREFIX = ".amp_stats"
 """Where the trainer's ``TrainState`` keeps each part (``jax.tree_util.keystr`` of the path)."""
+
+
+@dataclass(frozen=True)
+class PolicyNetwork:
+    """The Gaussian policy as training and inference run it (static, hashable).
+
+    Attributes:
+        module: The MLP: normalized observations [..., O] -> (mean [..., A], log_std [A]).
+        config: Its network settings (activation; the log-std clamp range).
+        obs_clip: Normalized observations are clipped to ±obs_clip.
+        action_clip: Actions are clipped to ±action_clip when handed to the environment.
+    """
+
+    module: GaussianPolicy
+    config: NetworkConfig
+    obs_clip: float
+    action_clip: float
+
+    def init(self, rng: jax.Array, obs: jax.Array) -> Any:
+        """Fresh parameters for observations shaped like ``obs`` [1, O]."""
+        return self.module.init(rng, obs)
+
+
+def policy_network(config: TrainConfig, action_size: int,
+                   action_clip: float | None = None) -> PolicyNetwork:
+    """The policy network of ``config`` (``action_clip``: default ``config.ppo.action_clip``)."""
+    clip = config.ppo.action_clip if action_clip is None else action_clip
+    return PolicyNetwork(make_policy(config.network, action_size), config.network,
+                         config.ppo.obs_clip, clip)
+
+
+def policy_distribution(network: PolicyNetwork, params: Any, obs_stats: RunningStats,
+                        obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean [..., A], clamped log_std [A]) of the Gaussian policy for raw observations
+    ``obs`` [..., O]."""
+    obs_n = normalize(obs_stats, obs, network.obs_clip)
+    mean, log_std = network.module.apply(params, obs_n)
+    return mean, clamp_log_std(log_std, network.config)
+
+
+def make_inference_fn(network: PolicyNetwork) -> Callable[[Any, RunningStats], PolicyFn]:
+    """``make_policy(params, obs_stats) -> PolicyFn``: the deterministic policy (the mean
+    action, clipped to ``network.action_clip``; the key is ignored)."""
+
+    def make_policy_fn(params: Any, obs_stats: RunningStats) -> PolicyFn:
+        def act(obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+            mean, _ = policy_distribution(network, params, obs_stats, obs)
+            return jnp.clip(mean, -network.action_clip, network.action_clip)
+
+        return act
+
+    return make_policy_fn
+
+
+@dataclass(frozen=True)
+class StyleNetwork:
+    """The discriminator as the style reward runs it (static, hashable).
+
+    Attributes:
+        module: The MLP: normalized transition pairs [..., 2, F] -> logit [...].
+        normalizer_clip: Normalized AMP frames are clipped to ±normalizer_clip.
+    """
+
+    module: Discriminator
+    normalizer_clip: float
+
+    def init(self, rng: jax.Array, pairs: jax.Array) -> Any:
+        """Fresh parameters for transition pairs shaped like ``pairs`` [1, 2, F]."""
+        return self.module.init(rng, pairs)
+
+    def apply(self, params: Any, pairs_n: jax.Array) -> jax.Array:
+        """Logits [...] of normalized pairs [..., 2, F]."""
+        return self.module.apply(params, pairs_n)
+
+
+def style_network(config: TrainConfig) -> StyleNetwork:
+    """The discriminator network of ``config``."""
+    return StyleNetwork(make_discriminator(config.amp.hidden), config.amp.normalizer_clip)
+
+
+def style_rewards(network: StyleNetwork, disc_params: Any, amp_stats: RunningStats,
+                  amp_pairs: jax.Array) -> jax.Array:
+    """Style reward max(0, 1 - (D - 1)^2 / 4) of raw AMP pairs [T, N, 2, F] -> [T, N], one
+    leading index at a time (bounded memory for large batches)."""
+
+    def per_step(pairs: jax.Array) -> jax.Array:
+        pairs_n = normalize(amp_stats, pairs, network.normalizer_clip)
+        return style_reward(network.apply(disc_params, pairs_n))
+
+    return jax.lax.map(per_step, amp_pairs)
+
+
+def make_style_fn(network: StyleNetwork) -> Callable[[Any, RunningStats], StyleFn]:
+    """``make_style(disc_params, amp_stats) -> StyleFn``: pairs [B, 2, F] -> reward [B]."""
+
+    def make_style(disc_params: Any, amp_stats: RunningStats) -> StyleFn:
+        def score(pairs: jax.Array) -> jax.Array:
+            return style_rewards(network, disc_params, amp_stats, pairs[None])[0]
+
+        return score
+
+    return make_style
 
 
 @dataclass
@@ -62,7 +179,7 @@ class PolicySnapshot:
     path: Path
     meta: dict[str, Any]
     config: TrainConfig
-    env: Any
+    env: Env
     observation_size: int
     action_size: int
     policy_params: Any
@@ -83,6 +200,15 @@ class PolicySnapshot:
         """The tighter of the trainer's clip and the environment's own (the env applies both)."""
         env_clip = float(getattr(self.env.config, "action_clip", math.inf))
         return min(float(self.config.ppo.action_clip), env_clip)
+
+    @property
+    def policy_network(self) -> PolicyNetwork:
+        """The training policy network, clipping to :attr:`action_clip`."""
+        return policy_network(self.config, self.action_size, self.action_clip)
+
+    @property
+    def style_network(self) -> StyleNetwork:
+        return style_network(self.config)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -108,12 +234,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def read_checkpoint_config(meta: dict[str, Any]) -> TrainConfig:
     """The :class:`TrainConfig` recorded in a checkpoint's metadata."""
-    from training.amp import config_from_dict
-
     return config_from_dict(meta["config"])
 
 
-def load_snapshot(path: str | Path, env: Any = None) -> PolicySnapshot:
+def load_snapshot(path: str | Path, env: Env | None = None) -> PolicySnapshot:
     """Load the inference part of a checkpoint (see the module docstring).
 
     Args:
@@ -123,16 +247,14 @@ def load_snapshot(path: str | Path, env: Any = None) -> PolicySnapshot:
         training.checkpoint.CheckpointError: missing files, or leaves whose shapes do not fit
             the recorded config.
     """
-    from training.amp import load_env
-
     path = resolve_checkpoint(path)
     meta = ckpt.verify_checkpoint(path)  # checksums and finite values: never export NaN
     config = read_checkpoint_config(meta)
     records = {record["path"]: (index, record) for index, record in enumerate(meta["leaves"])}
     observation_size = _recorded_shape(records, OBS_STATS_PREFIX + ".mean", path)[0]
     action_size = _recorded_shape(records, POLICY_PREFIX + "['params']['log_std']", path)[0]
-    policy = make_policy(config.network, action_size)
-    discriminator = make_discriminator(config.amp.hidden)
+    policy = policy_network(config, action_size)
+    discriminator = style_network(config)
     key = jax.random.PRNGKey(0)
     templates = {
         POLICY_PREFIX: jax.eval_shape(policy.init, key, jnp.zeros((1, observation_size))),
@@ -174,43 +296,16 @@ def _read_subtree(stored: Any, records: dict[str, tuple[int, dict[str, Any]]], p
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
-def _trainer_views(snapshot: PolicySnapshot) -> tuple[Any, Any]:
-    """Stand-ins for the trainer's ``TrainState`` and ``Networks`` holding what inference reads."""
-    state = SimpleNamespace(params={"policy": snapshot.policy_params},
-                            obs_stats=snapshot.obs_stats, disc_params=snapshot.disc_params,
-                            amp_stats=snapshot.amp_stats)
-    networks = SimpleNamespace(
-        policy=make_policy(snapshot.config.network, snapshot.action_size),
-        discriminator=make_discriminator(snapshot.config.amp.hidden))
-    return state, networks
-
-
 def deterministic_policy(snapshot: PolicySnapshot) -> PolicyFn:
     """The checkpoint's mean action (observation normalization included), clipped to
     :attr:`PolicySnapshot.action_clip`; ignores the key."""
-    from training.iteration import policy_distribution
-
-    state, networks = _trainer_views(snapshot)
-    clip = snapshot.action_clip
-
-    def act(obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        mean, _ = policy_distribution(state, networks, snapshot.config, obs)
-        return jnp.clip(mean, -clip, clip)
-
-    return act
+    return make_inference_fn(snapshot.policy_network)(snapshot.policy_params, snapshot.obs_stats)
 
 
 def style_scorer(snapshot: PolicySnapshot) -> StyleFn:
     """Style reward max(0, 1 - (D - 1)^2 / 4) of raw AMP pairs [B, 2, 29] -> [B], with the
-    checkpoint's discriminator and normalizer (the trainer's ``style_rewards``)."""
-    from training.iteration import style_rewards
-
-    state, networks = _trainer_views(snapshot)
-
-    def score(pairs: jax.Array) -> jax.Array:
-        return style_rewards(state, networks, snapshot.config, pairs[None])[0]
-
-    return score
+    checkpoint's discriminator and normalizer (the trainer's :func:`style_rewards`)."""
+    return make_style_fn(snapshot.style_network)(snapshot.disc_params, snapshot.amp_stats)
 
 
 def zero_policy(action_size: int) -> PolicyFn:

@@ -66,7 +66,7 @@ def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> list[Path
 
 RUN_ID_IGNORED_KEYS = ("num_iterations", "checkpoint_every", "keep_checkpoints", "log_every",
                        "eval_every", "eval_envs", "eval_steps")
-"""Config keys a resumed run may change (``training.amp.RUN_LENGTH_KEYS``): not part of the id."""
+"""Config keys a resumed run may change (``training.train.RUN_LENGTH_KEYS``): not part of the id."""
 
 
 def run_id(config: dict[str, Any], dataset_sha256: str) -> str:

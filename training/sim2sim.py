@@ -3,11 +3,12 @@
 The environment's step is mirrored here in numpy, piece by piece: the action is clipped, goes
 through the same latency buffer and becomes servo targets ``default + scale * action``; pushes,
 friction, masses and actuator strength are the scenario's, applied to a per-episode copy of the
-model exactly as ``training.envs.randomization.apply_factors`` does; ``control_dt / sim_dt``
-physics steps follow, then kinematics; the AMP frame is ``amp.features.amp_features`` on the
-same contact sites; a fall is the environment's rule. The policy observation comes from
-:class:`ObservationBuilder`, a numpy copy of the environment's (same layout, same noise widths,
-the last action as sent), tested against the environment's own observation on the same state.
+model by the environment's own ``training.envs.randomization.factor_fields``;
+``control_dt / sim_dt`` physics steps follow, then kinematics; the AMP frame is
+``amp.features.amp_features`` on the same contact sites; a fall is the environment's rule.
+The policy observation comes from :class:`ObservationBuilder`, a numpy copy of the
+environment's (same layout, same noise widths, the last action as sent), tested against the
+environment's own observation on the same state.
 Observation noise and pushes are drawn from the same per-episode random stream as the MJX
 evaluation, so started from the MJX run's initial poses, an episode here replays that MJX
 episode and every difference is the simulators'.
@@ -28,10 +29,12 @@ import mujoco
 import numpy as np
 
 from amp.features import amp_features
-from training import eval_core as core
+from training import eval_metrics, eval_setup, eval_streams
 from training.envs import kinematics as kin
+from training.envs.base import Env
 from training.envs.kinematics import OBSERVATION_BLOCKS
-from training.eval_core import EpisodeSetup, EvaluationError
+from training.envs.randomization import DomainFactors, factor_fields
+from training.eval_setup import EpisodeSetup, EvaluationError
 from training.policy import PolicyFn, StyleFn, jit_policy
 from training.scenarios import Scenario
 
@@ -43,21 +46,30 @@ class ObservationBuilder:
     leading axes); ``noisy(clean, rng, multiplier)`` adds the environment's uniform noise.
     """
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Env) -> None:
         self.layout = tuple(env.observation_layout())
         names = tuple(name for name, _ in self.layout)
-        if names != OBSERVATION_BLOCKS:
+        with_clock = (*OBSERVATION_BLOCKS, kin.CLOCK_BLOCK)
+        if names not in (OBSERVATION_BLOCKS, with_clock):
             raise EvaluationError(f"the numpy observation builder reproduces the blocks "
-                                  f"{OBSERVATION_BLOCKS}; this environment has {names}")
+                                  f"{OBSERVATION_BLOCKS} (optionally then {kin.CLOCK_BLOCK!r}); "
+                                  f"this environment has {names}")
+        self.clock_hz = float(env.config.gait.frequency_hz) if names == with_clock else 0.0
+        self.control_dt = float(env.control_dt)
         self.default_joints = np.asarray(default_qpos(env)[7:], np.float32)
         self.noise_vector = kin.noise_widths(self.layout, env.config.noise)
         self.size = int(sum(size for _, size in self.layout))
 
     def clean(self, qpos: np.ndarray, qvel: np.ndarray, last_action: np.ndarray,
-              command: np.ndarray) -> np.ndarray:
+              command: np.ndarray, step: int = 0) -> np.ndarray:
         """[..., O] float32 from qpos [..., nq], qvel [..., nv], the last (clipped) action
-        [..., nu] and the command [..., 3]."""
-        return kin.policy_observation(qpos, qvel, self.default_joints, last_action, command)
+        [..., nu], the command [..., 3] and (for the gait clock) the episode's control step."""
+        clock = None
+        if self.clock_hz > 0:
+            steps = np.full(qpos.shape[:-1], step, np.float32)
+            clock = kin.gait_clock(steps, self.control_dt, self.clock_hz)
+        return kin.policy_observation(qpos, qvel, self.default_joints, last_action, command,
+                                      clock=clock)
 
     def noisy(self, clean: np.ndarray, unit: np.ndarray,
               multiplier: np.ndarray | float = 1.0) -> np.ndarray:
@@ -68,18 +80,20 @@ class ObservationBuilder:
 
 
 def episode_model(base: mujoco.MjModel, setup: EpisodeSetup, episode: int) -> mujoco.MjModel:
-    """A copy of ``base`` with episode ``episode``'s friction, masses and strength (as
-    ``apply_factors`` changes the MJX model; damping and armature stay nominal)."""
+    """A copy of ``base`` with episode ``episode``'s friction, masses and strength, scaled by
+    the environment's own ``factor_fields`` (damping and armature stay nominal, as in the
+    evaluation's conditions)."""
     model = copy.deepcopy(base)
-    strength = setup.strength_scale[episode].astype(np.float64)
-    mass = setup.mass_scale[episode].astype(np.float64)
-    model.geom_friction[:, 0] = float(setup.friction[episode])
-    model.body_mass[:] = base.body_mass * mass
-    model.body_inertia[:] = base.body_inertia * mass[:, None]
-    model.actuator_gainprm[:, 0] = base.actuator_gainprm[:, 0] * strength
-    model.actuator_biasprm[:, 1] = base.actuator_biasprm[:, 1] * strength
-    model.actuator_biasprm[:, 2] = base.actuator_biasprm[:, 2] * strength
-    model.actuator_forcerange[:] = base.actuator_forcerange * strength[:, None]
+    joint_dofs = eval_setup.actuator_dof_addresses(base)
+    nominal = np.ones(len(joint_dofs))
+    factors = DomainFactors(
+        friction=np.float64(setup.friction[episode]),
+        mass_scale=setup.mass_scale[episode].astype(np.float64),
+        damping_scale=nominal, armature_scale=nominal,
+        strength_scale=setup.strength_scale[episode].astype(np.float64),
+        latency_steps=np.int32(setup.latency_steps[episode]))
+    for name, value in factor_fields(base, factors, joint_dofs).items():
+        getattr(model, name)[:] = value
     return model
 
 
@@ -89,17 +103,17 @@ class MujocoBatch:
     The interface matches ``training.evaluate.MjxBatch``: ``reset()`` -> observations [E, O],
     ``step(actions [E, A])`` -> next observations, running sums in :attr:`accumulator`. An
     episode's observation noise and pushes come from the same random stream as in MJX
-    (``eval_core.episode_keys``), so given the MJX initial poses it replays the MJX episode.
+    (``eval_streams.episode_keys``), so given the MJX initial poses it replays the MJX episode.
     With ``record=True`` every step's qpos and heading-frame velocity are kept (for videos).
     """
 
-    def __init__(self, env: Any, setup: EpisodeSetup, seed: int = 0,
+    def __init__(self, env: Env, setup: EpisodeSetup, seed: int = 0,
                  style_fn: StyleFn | None = None, record: bool = False) -> None:
         cfg = env.config
         self.env, self.setup, self.record = env, setup, record
         self.builder = ObservationBuilder(env)
         self.rng = np.random.default_rng(seed)
-        self.aux_keys = jnp.asarray(core.episode_keys(setup, seed)[:, 1])
+        self.aux_keys = jnp.asarray(eval_streams.episode_keys(setup, seed)[:, 1])
         self._draws = _draws(self.builder.size)
         self.models = [episode_model(env.mj_model, setup, e) for e in range(setup.num_episodes)]
         self.datas = [mujoco.MjData(m) for m in self.models]
@@ -108,7 +122,7 @@ class MujocoBatch:
         self.root_body = env.robot.root_body_id
         self.site_ids = np.asarray(env.robot.contact_site_ids)
         self.amp_joint_indices = np.asarray(spec.amp_joint_indices)
-        self.dofs = core.actuator_dof_addresses(model)
+        self.dofs = eval_setup.actuator_dof_addresses(model)
         keyframe = default_qpos(env)
         self.default_ctrl = keyframe[model.jnt_qposadr[model.actuator_trnid[:, 0]]]
         self.joint_range = spec.joint_range_array()
@@ -155,10 +169,10 @@ class MujocoBatch:
         self.history = np.zeros((num, latency_slots, nu), np.float32)
         self.last_action = np.zeros((num, nu), np.float32)
         self.frame = self._frames(np.zeros_like(self.contact_pos))
-        self.acc = core.init_accumulator(num, nu)
+        self.acc = eval_metrics.init_accumulator(num, nu)
         self.ended = np.zeros(num, bool)
         first = np.asarray(self._draws.interval(self.aux_keys, 0, *self._interval_bounds))
-        self.next_push = np.where(self.setup.push_force_n > 0, first, core.NO_PUSH_STEP)
+        self.next_push = np.where(self.setup.push_force_n > 0, first, eval_streams.NO_PUSH_STEP)
         self.push_force = np.zeros((num, 3))
         self.push_steps_left = np.zeros(num, int)
         self.t = 0
@@ -177,7 +191,8 @@ class MujocoBatch:
         return jnp.asarray(interval[:, 0]), jnp.asarray(interval[:, 1])
 
     def _observe(self) -> np.ndarray:
-        clean = self.builder.clean(self.qpos, self.qvel, self.last_action, self.setup.command)
+        clean = self.builder.clean(self.qpos, self.qvel, self.last_action, self.setup.command,
+                                   self.t)
         if not np.any(self.builder.noise_vector) or not np.any(self.setup.noise_scale):
             return clean
         unit = np.asarray(self._draws.noise(self.aux_keys, np.int32(self.t)))
@@ -204,12 +219,12 @@ class MujocoBatch:
         contact_vel = (self.contact_pos - contact_before) / self.env.control_dt
         previous_frame, self.frame = self.frame, self._frames(contact_vel)
         fell = self._fell() | diverged
-        measured, fell_now = core.episode_flags(self.acc, self.t, self.setup.limit_steps,
+        measured, fell_now = eval_metrics.episode_flags(self.acc, self.t, self.setup.limit_steps,
                                                 fell, fell)
-        measurements = core.step_measurements(qpos_before, self.qpos, self.qvel,
+        measurements = eval_metrics.step_measurements(qpos_before, self.qpos, self.qvel,
                                               self.actuator_force, self.setup.command,
                                               self.frame, self.dofs)
-        self.acc = core.accumulate(self.acc, measurements, measured, fell_now)
+        self.acc = eval_metrics.accumulate(self.acc, measurements, measured, fell_now)
         if self.style_fn is not None:
             pairs = np.stack([previous_frame, self.frame], axis=1)
             style = np.asarray(self.style_fn(pairs))
@@ -271,7 +286,7 @@ class MujocoBatch:
 
 @dataclass(frozen=True)
 class _Draws:
-    """Jitted random draws shared with the MJX evaluation (``eval_core``)."""
+    """Jitted random draws shared with the MJX evaluation (``eval_streams``)."""
 
     noise: Any
     interval: Any
@@ -284,8 +299,9 @@ _DRAWS: dict[int, _Draws] = {}
 def _draws(observation_size: int) -> _Draws:
     if observation_size not in _DRAWS:
         _DRAWS[observation_size] = _Draws(
-            noise=jax.jit(lambda keys, t: core.noise_unit(keys, t, observation_size)),
-            interval=jax.jit(core.push_interval), heading=jax.jit(core.push_heading))
+            noise=jax.jit(lambda keys, t: eval_streams.noise_unit(keys, t, observation_size)),
+            interval=jax.jit(eval_streams.push_interval),
+            heading=jax.jit(eval_streams.push_heading))
     return _DRAWS[observation_size]
 
 
@@ -319,9 +335,9 @@ def evaluate_mujoco(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *, epi
     act = numpy_policy(policy_fn, seed)
     style = numpy_style(style_fn)
     results: dict[str, dict[str, Any]] = {}
-    for group in core.plan_groups(scenarios, env_name, env_overrides or {}):
+    for group in eval_setup.plan_groups(scenarios, env_name, env_overrides or {}):
         env = group.env
-        setup = core.build_setup(group.scenarios, env.mj_model, env.control_dt)
+        setup = eval_setup.build_setup(group.scenarios, env.mj_model, env.control_dt)
         setup = setup.subset(episodes)
         batch = MujocoBatch(env, setup, seed, style)
         starts = None if initial_qpos is None else np.concatenate(
@@ -329,8 +345,8 @@ def evaluate_mujoco(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *, epi
         obs = batch.reset(starts)
         while not batch.all_ended():
             obs = batch.step(act(obs, batch.t))
-        results.update(core.summarize(batch.accumulator, setup, env.control_dt,
-                                      core.actuator_names(env.mj_model), dataset_duty,
+        results.update(eval_metrics.summarize(batch.accumulator, setup, env.control_dt,
+                                      eval_setup.actuator_names(env.mj_model), dataset_duty,
                                       has_style=style_fn is not None))
     return {s.name: results[s.name] for s in scenarios}
 
@@ -355,7 +371,7 @@ class Trajectory:
     fell_at_s: float | None
 
 
-def record_rollouts(policy_fn: PolicyFn, env: Any, commands: tuple[tuple[float, float, float],
+def record_rollouts(policy_fn: PolicyFn, env: Env, commands: tuple[tuple[float, float, float],
                                                                    ...],
                     seconds: float, seed: int = 0) -> list[Trajectory]:
     """Roll ``policy_fn`` out in plain MuJoCo once per command (nominal physics and noise) and
@@ -363,7 +379,7 @@ def record_rollouts(policy_fn: PolicyFn, env: Any, commands: tuple[tuple[float, 
     scenarios = tuple(Scenario(f"command_{i}", (tuple(float(c) for c in command),), episodes=1,
                                seconds=seconds).validate()
                       for i, command in enumerate(commands))
-    setup = core.build_setup(scenarios, env.mj_model, env.control_dt)
+    setup = eval_setup.build_setup(scenarios, env.mj_model, env.control_dt)
     batch = MujocoBatch(env, setup, seed, record=True)
     act = numpy_policy(policy_fn, seed)
     obs = batch.reset()
@@ -379,7 +395,7 @@ def record_rollouts(policy_fn: PolicyFn, env: Any, commands: tuple[tuple[float, 
             for e in range(len(commands))]
 
 
-def default_qpos(env: Any) -> np.ndarray:
+def default_qpos(env: Env) -> np.ndarray:
     """The environment's default pose [nq] (its ``default_qpos``, else the robot keyframe)."""
     pose = getattr(env, "default_qpos", None)
     return np.asarray(env.robot.keyframe_qpos() if pose is None else pose, np.float64)

@@ -8,7 +8,7 @@ change it inside the jitted iteration without rebuilding the optimizer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.struct
 import jax
@@ -17,15 +17,12 @@ import optax
 
 from training.config import TrainConfig
 from training.discriminator import ReplayBuffer, init_replay
-from training.networks import (
-    Discriminator,
-    GaussianPolicy,
-    ValueNetwork,
-    make_discriminator,
-    make_policy,
-    make_value,
-)
+from training.networks import ValueNetwork, make_value
 from training.normalization import RunningStats, init_stats
+from training.policy import PolicyNetwork, StyleNetwork, policy_network, style_network
+
+if TYPE_CHECKING:
+    from training.envs.base import Env
 
 
 @flax.struct.dataclass
@@ -63,17 +60,19 @@ class TrainState:
 
 @dataclass(frozen=True)
 class Networks:
-    """The flax modules and optimizers of one run (static, hashable)."""
+    """The networks and optimizers of one run (static, hashable). The policy and the
+    discriminator are the inference networks of :mod:`training.policy`, so training and
+    inference run the same ones."""
 
-    policy: GaussianPolicy
+    policy: PolicyNetwork
     value: ValueNetwork
-    discriminator: Discriminator
+    discriminator: StyleNetwork
     optimizer: optax.GradientTransformation
     disc_optimizer: optax.GradientTransformation
     critic_uses_privileged: bool
 
 
-def make_networks(config: TrainConfig, env: Any) -> Networks:
+def make_networks(config: TrainConfig, env: Env) -> Networks:
     """Modules and optimizers for ``env``'s sizes; the critic reads the privileged observation
     when the environment provides one (asymmetric actor-critic)."""
     optimizer = optax.chain(optax.clip_by_global_norm(config.ppo.max_grad_norm),
@@ -81,22 +80,22 @@ def make_networks(config: TrainConfig, env: Any) -> Networks:
     disc_optimizer = optax.chain(optax.clip_by_global_norm(config.amp.max_grad_norm),
                                  optax.adam(config.amp.learning_rate))
     return Networks(
-        policy=make_policy(config.network, env.action_size),
+        policy=policy_network(config, env.action_size),
         value=make_value(config.network),
-        discriminator=make_discriminator(config.amp.hidden),
+        discriminator=style_network(config),
         optimizer=optimizer,
         disc_optimizer=disc_optimizer,
         critic_uses_privileged=env.privileged_observation_size > 0,
     )
 
 
-def critic_observation_size(env: Any) -> int:
+def critic_observation_size(env: Env) -> int:
     if env.privileged_observation_size > 0:
         return env.privileged_observation_size
     return env.observation_size
 
 
-def init_train_state(config: TrainConfig, env: Any, networks: Networks) -> TrainState:
+def init_train_state(config: TrainConfig, env: Env, networks: Networks) -> TrainState:
     """Fresh parameters, optimizer states, normalizers, replay buffer and reset environments,
     all drawn from ``config.seed``."""
     rng = jax.random.PRNGKey(config.seed)

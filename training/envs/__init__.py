@@ -54,8 +54,8 @@ def load(name: str = DEFAULT_ENV, overrides: dict[str, Any] | None = None) -> En
 
     Args:
         name: A name from :func:`registered`.
-        overrides: Config field -> value; nested dicts for nested configs, e.g.
-            ``{"randomization": {"enabled": False}, "rewards": {"weights": {"torque": 0.0}}}``.
+        overrides: Config field -> value; nested dicts or dotted keys for nested configs,
+            e.g. ``{"randomization": {"enabled": False}, "rewards.weights.torque": 0.0}``.
     Raises:
         UnknownEnvError: ``name`` is not registered (lists the names).
         robots.config.ConfigError: an unknown override key (lists the valid keys).

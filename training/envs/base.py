@@ -6,6 +6,12 @@ An environment is a pair of pure functions over :class:`State`: ``reset(rng) -> 
 then the first state of the next episode, while ``reward``, ``done`` and the AMP terminal frame
 still describe the step that ended the old one). Domain randomization is sampled in ``reset`` from
 its rng and carried in ``State.info``, so a trainer never touches the physics model.
+
+Evaluation, rendering and sim-to-sim run episodes under stated conditions instead: the public
+``reset_under(rng, EpisodeConditions)`` holds the command and the physics factors fixed for the
+episode and switches the environment's own random events off; pushes then come from the caller
+through ``apply_push`` (a schedule passed in, as MuJoCo Playground passes randomization in).
+``State.info`` keys other than the ones :class:`State` documents are the environment's own.
 """
 
 from __future__ import annotations
@@ -75,6 +81,25 @@ class ReferenceStates:
         return jnp.minimum(index, self.num_frames - 1).astype(jnp.int32)
 
 
+@struct.dataclass
+class EpisodeConditions:
+    """What an episode started by :meth:`Env.reset_under` is held to (one environment; every
+    field gains a leading batch axis under ``jax.vmap``).
+
+    Attributes:
+        command: [3] vx [m/s], vy [m/s], yaw rate [rad/s], held for the whole episode.
+        factors: The environment's physics-factor pytree (``WildRobotWalk``:
+            ``randomization.DomainFactors``, e.g. ``env.nominal_factors()`` with fields
+            replaced); applied only when the environment's randomization is enabled.
+        reference_frame: [] int32 dataset frame to start from (needs reference states
+            attached), or None for the standing start with the usual joint noise.
+    """
+
+    command: jax.Array
+    factors: Any
+    reference_frame: jax.Array | None = None
+
+
 def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any) -> ReferenceStates:
     """:class:`ReferenceStates` from a merged dataset's arrays (numpy in, float32 jax out).
 
@@ -126,6 +151,22 @@ class Env(abc.ABC):
     @abc.abstractmethod
     def step(self, state: State, action: jax.Array) -> State:
         """Advance one control step with ``action`` [action_size]; auto-resets on done."""
+
+    @abc.abstractmethod
+    def reset_under(self, rng: jax.Array, conditions: EpisodeConditions) -> State:
+        """A fresh episode under ``conditions``: the initial pose (and its joint noise) is drawn
+        from ``rng`` exactly as :meth:`reset` draws it, but the command and physics factors are
+        the given ones and stay fixed, and the environment starts no pushes of its own. (An
+        episode that ends auto-resets into an ordinary :meth:`reset` episode.)"""
+
+    @abc.abstractmethod
+    def nominal_factors(self) -> Any:
+        """The physics factors that leave the model as modelled (for :class:`EpisodeConditions`)."""
+
+    @abc.abstractmethod
+    def apply_push(self, state: State, force_n: jax.Array, steps: jax.Array) -> State:
+        """``state`` with a push of ``force_n`` [3] N (world frame) on the root starting now
+        and lasting ``steps`` [] control steps (replacing any push in progress)."""
 
 
 def tree_where(condition: jax.Array, on_true: Any, on_false: Any) -> Any:

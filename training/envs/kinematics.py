@@ -6,7 +6,8 @@ The MJX environment (jax), the MJX evaluation (jax) and the plain-MuJoCo sim-to-
 - :func:`gravity_local`, :func:`heading_velocity`, :func:`yaw_rate_world`;
 - :func:`fall_state`: the fall rule;
 - :func:`foot_contact`: per-foot contact from the AMP frame (by the layout's slice);
-- :func:`policy_observation` and :func:`noise_widths`: the policy observation and its noise.
+- :func:`policy_observation` and :func:`noise_widths`: the policy observation and its noise;
+- :func:`gait_clock`, :func:`gait_phase`, :func:`swing_height_target`: the optional gait clock.
 
 Arrays are batched over leading axes. ``qpos`` [..., 7 + n] is root xyz, root quat wxyz,
 joints; ``qvel`` [..., 6 + n] is MuJoCo's free-joint velocity (world linear, local angular).
@@ -25,7 +26,9 @@ FOOT_CONTACT = layout_slices()["foot_contact"]
 """Slice of the AMP frame holding left_toe, left_heel, right_toe, right_heel contacts."""
 OBSERVATION_BLOCKS = ("gravity_local", "gyro", "joint_pos", "joint_vel", "last_action",
                       "command")
-"""Blocks of the walking task's policy observation, in order."""
+"""Blocks of the walking task's policy observation, in order (without a gait clock)."""
+CLOCK_BLOCK = "gait_clock"
+"""Name of the optional last block: sin and cos of the left leg's gait phase."""
 NOISY_BLOCKS = {"gravity_local": "gravity", "gyro": "gyro_rps", "joint_pos": "joint_pos_rad",
                 "joint_vel": "joint_vel_rps"}
 """Observation block → the ``NoiseConfig`` field holding its uniform noise half-width."""
@@ -79,17 +82,45 @@ def foot_contact(frame: Any, xp: Any = np) -> Any:
 
 
 def policy_observation(qpos: Any, qvel: Any, default_joints: Any, last_action: Any,
-                       command: Any, xp: Any = np) -> Any:
-    """The noise-free policy observation [..., O] float32 (blocks :data:`OBSERVATION_BLOCKS`).
+                       command: Any, xp: Any = np, clock: Any = None) -> Any:
+    """The noise-free policy observation [..., O] float32 (blocks :data:`OBSERVATION_BLOCKS`,
+    then :data:`CLOCK_BLOCK` when ``clock`` is given).
 
     Args:
         default_joints: [n] the default pose's joint angles (``joint_pos`` is relative to it).
         last_action: [..., nu] the previous (clipped) policy action.
         command: [..., 3] vx [m/s], vy [m/s], yaw rate [rad/s].
+        clock: [..., 2] :func:`gait_clock`, or None for a task without one.
     """
-    parts = (gravity_local(qpos[..., 3:7], xp), qvel[..., 3:6], qpos[..., 7:] - default_joints,
-             qvel[..., 6:], last_action, command)
+    parts = [gravity_local(qpos[..., 3:7], xp), qvel[..., 3:6], qpos[..., 7:] - default_joints,
+             qvel[..., 6:], last_action, command]
+    if clock is not None:
+        parts.append(clock)
     return xp.concatenate([xp.asarray(p, dtype=xp.float32) for p in parts], axis=-1)
+
+
+def gait_phase(step: Any, control_dt: float, frequency_hz: float, xp: Any = np) -> Any:
+    """Phase in [0, 1) of each leg [..., 2] (left, right) at control step ``step`` [...].
+
+    The left leg's stance starts at phase 0 at the first step of an episode; the right leg
+    runs half a cycle behind, so the clock asks for alternating steps.
+    """
+    left = xp.mod(xp.asarray(step, dtype=xp.float32) * (control_dt * frequency_hz), 1.0)
+    return xp.stack([left, xp.mod(left + 0.5, 1.0)], axis=-1)
+
+
+def gait_clock(step: Any, control_dt: float, frequency_hz: float, xp: Any = np) -> Any:
+    """The clock the policy sees [..., 2]: sin and cos of 2π times the left leg's phase."""
+    angle = 2.0 * np.pi * gait_phase(step, control_dt, frequency_hz, xp)[..., 0]
+    return xp.stack([xp.sin(angle), xp.cos(angle)], axis=-1).astype(xp.float32)
+
+
+def swing_height_target(phase: Any, stance_fraction: float, swing_height_m: float,
+                        xp: Any = np) -> Any:
+    """Foot height the clock asks for [...] m: 0 in stance (phase < ``stance_fraction``), a
+    half sine peaking at ``swing_height_m`` in mid-swing."""
+    swing = xp.clip((phase - stance_fraction) / (1.0 - stance_fraction), 0.0, 1.0)
+    return xp.where(phase < stance_fraction, 0.0, swing_height_m * xp.sin(np.pi * swing))
 
 
 def noise_widths(observation_layout: tuple[tuple[str, int], ...], noise: Any) -> np.ndarray:

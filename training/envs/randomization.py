@@ -19,6 +19,7 @@ Randomized, each range in :class:`RandomizationConfig`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -159,28 +160,45 @@ def sample_factors(rng: jax.Array, config: RandomizationConfig, model: mjx.Model
     )
 
 
-def apply_factors(model: mjx.Model, factors: DomainFactors,
-                  joint_dof_addresses: np.ndarray) -> mjx.Model:
-    """``model`` with friction, masses, inertias, damping, armature and actuator gains scaled.
+def factor_fields(model: Any, factors: Any, joint_dof_addresses: np.ndarray) -> dict[str, Any]:
+    """The model fields the physics factors change, scaled: friction, masses, inertias,
+    damping, armature and actuator gains. Written once (array operators only) for the MJX
+    model and jax factors, and for the plain-MuJoCo model and numpy factors sim-to-sim uses.
 
     Args:
-        model: The nominal model.
-        factors: One environment's factors (batched under vmap).
+        model: The nominal ``mjx.Model`` or ``mujoco.MjModel``.
+        factors: One environment's factors (fields as :class:`DomainFactors`).
         joint_dof_addresses: [num_joints] qvel address of each actuated joint.
+    Returns:
+        Field name -> new array, for ``model.replace(**fields)`` or attribute assignment.
     """
-    dof_scale = jnp.ones(model.nv, jnp.float32)
-    damping = dof_scale.at[joint_dof_addresses].set(factors.damping_scale)
-    armature = dof_scale.at[joint_dof_addresses].set(factors.armature_scale)
-    strength = factors.strength_scale
-    gainprm = model.actuator_gainprm.at[:, 0].multiply(strength)
-    biasprm = model.actuator_biasprm.at[:, 1].multiply(strength).at[:, 2].multiply(strength)
-    return model.replace(
-        geom_friction=model.geom_friction.at[:, 0].set(factors.friction),
-        body_mass=model.body_mass * factors.mass_scale,
-        body_inertia=model.body_inertia * factors.mass_scale[:, None],
-        dof_damping=model.dof_damping * damping,
-        dof_armature=model.dof_armature * armature,
-        actuator_gainprm=gainprm,
-        actuator_biasprm=biasprm,
-        actuator_forcerange=model.actuator_forcerange * strength[:, None],
-    )
+    def column(n: int, index: int) -> np.ndarray:
+        return (np.arange(n) == index).astype(np.float32)
+
+    # Scatters and column updates as products with one-hot constants, so numpy and jax share
+    # them; for factors in (0, 2] they are exact (1 + (x - 1) rounds back to x).
+    to_dof = np.zeros((len(joint_dof_addresses), model.nv), np.float32)
+    to_dof[np.arange(len(joint_dof_addresses)), np.asarray(joint_dof_addresses)] = 1.0
+    damping = 1.0 + (factors.damping_scale - 1.0) @ to_dof
+    armature = 1.0 + (factors.armature_scale - 1.0) @ to_dof
+    strength = factors.strength_scale[:, None]
+    gain_cols, bias_cols = model.actuator_gainprm.shape[1], model.actuator_biasprm.shape[1]
+    gain = 1.0 + (strength - 1.0) * column(gain_cols, 0)
+    bias = 1.0 + (strength - 1.0) * (column(bias_cols, 1) + column(bias_cols, 2))
+    first = column(model.geom_friction.shape[1], 0)
+    return {
+        "geom_friction": model.geom_friction * (1.0 - first) + factors.friction * first,
+        "body_mass": model.body_mass * factors.mass_scale,
+        "body_inertia": model.body_inertia * factors.mass_scale[:, None],
+        "dof_damping": model.dof_damping * damping,
+        "dof_armature": model.dof_armature * armature,
+        "actuator_gainprm": model.actuator_gainprm * gain,
+        "actuator_biasprm": model.actuator_biasprm * bias,
+        "actuator_forcerange": model.actuator_forcerange * strength,
+    }
+
+
+def apply_factors(model: mjx.Model, factors: DomainFactors,
+                  joint_dof_addresses: np.ndarray) -> mjx.Model:
+    """``model`` with its :func:`factor_fields` replaced (one environment; batched under vmap)."""
+    return model.replace(**factor_fields(model, factors, joint_dof_addresses))

@@ -31,6 +31,10 @@ class RewardWeights:
         feet_air_time: on touchdown, (air time - target) per foot [s], only when commanded
             to move.
         feet_slip: sum over touching contact points of horizontal speed^2 [m^2/s^2].
+        feet_phase: exp(-sum_feet (foot height - clock's swing height)^2 / sigma^2); needs
+            the gait clock (``WalkConfig.gait``).
+        contact_phase: share of the feet whose contact matches the clock (stance: touching,
+            swing: in the air); needs the gait clock.
         alive: 1 per step that did not fall.
         termination: 1 on the step that fell (not on the time limit).
     """
@@ -46,6 +50,8 @@ class RewardWeights:
     joint_limit: float = -5.0
     feet_air_time: float = 1.0
     feet_slip: float = -0.1
+    feet_phase: float = 0.0
+    contact_phase: float = 0.0
     alive: float = 0.5
     termination: float = -10.0
 
@@ -67,6 +73,7 @@ class RewardConfig:
             that is free of the joint-limit penalty.
         air_time_target_s: Swing duration that earns zero air-time reward [s].
         min_command_speed_mps: Commanded planar speed below which air time is not rewarded.
+        phase_height_sigma_m: Width of the ``feet_phase`` kernel [m].
     """
 
     weights: RewardWeights = RewardWeights()
@@ -76,6 +83,7 @@ class RewardConfig:
     joint_limit_soft_fraction: float = 0.9
     air_time_target_s: float = 0.2
     min_command_speed_mps: float = 0.05
+    phase_height_sigma_m: float = 0.02
 
 
 def tracking_lin_vel(command: jax.Array, lin_vel_heading: jax.Array, sigma: float) -> jax.Array:
@@ -145,6 +153,17 @@ def feet_air_time(foot_contact: jax.Array, last_contact: jax.Array, air_time_s: 
 def feet_slip(contact: jax.Array, contact_vel: jax.Array) -> jax.Array:
     """contact [P] 0/1, contact_vel [P, 3] m/s: horizontal speed^2 of the touching points."""
     return jnp.sum(contact * jnp.sum(jnp.square(contact_vel[:, :2]), axis=-1))
+
+
+def feet_phase(foot_height_m: jax.Array, target_height_m: jax.Array,
+               sigma_m: float) -> jax.Array:
+    """Swing-height tracking score in [0, 1]; foot_height_m, target_height_m [F] m."""
+    return jnp.exp(-jnp.sum(jnp.square(foot_height_m - target_height_m)) / sigma_m**2)
+
+
+def contact_phase(foot_contact: jax.Array, in_stance: jax.Array) -> jax.Array:
+    """Share [] of feet whose contact [F] (0/1) matches the clock's stance [F] (0/1)."""
+    return jnp.mean(1.0 - jnp.abs(foot_contact - in_stance))
 
 
 def scale_terms(terms: dict[str, jax.Array], weights: RewardWeights) -> dict[str, jax.Array]:

@@ -30,6 +30,7 @@ joint_pos                    n     joint angles minus the standing pose [rad] (q
 joint_vel                    n     joint velocities [rad/s]
 last_action                  nu    the previous policy action (clipped)
 command                      3     vx [m/s], vy [m/s], yaw rate [rad/s] (heading frame)
+gait_clock (optional)        2     sin, cos of the left leg's gait phase (``GaitConfig``)
 ============================ ===== =========================================================
 
 Uniform sensor noise (``NoiseConfig``) is added to the first four blocks. The privileged
@@ -47,6 +48,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 from mujoco import mjx
 
@@ -55,14 +57,18 @@ from amp.features import FEATURE_DIM, ContactRule, amp_features, rotate_inverse
 from robots.config import ConfigError
 from training.envs import kinematics as kin
 from training.envs import rewards as rw
-from training.envs.base import Env, ReferenceStates, State, tree_where
+from training.envs.base import Env, EpisodeConditions, ReferenceStates, State, tree_where
 from training.envs.randomization import (
     DomainFactors,
     RandomizationConfig,
     apply_factors,
+    nominal_factors,
     privileged_size,
     sample_factors,
 )
+
+_NEVER = 2**30
+"""A control step no episode reaches: "never" for the command and push schedules."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,28 @@ class TerminationConfig:
 
 
 @dataclass(frozen=True)
+class GaitConfig:
+    """An optional gait clock: a phase the policy observes and two reward terms follow.
+
+    The left leg is in stance for the first ``stance_fraction`` of each cycle and the right
+    leg half a cycle later (``kinematics.gait_phase``); the ``feet_phase`` and
+    ``contact_phase`` rewards score how well the feet follow it. A cold-start policy finds
+    shuffling (both feet down) long before stepping; the clock makes alternating steps the
+    easy thing to learn, and the AMP style reward then shapes how the steps look.
+
+    Attributes:
+        frequency_hz: Gait cycles per second (a step of each foot); 0 = no clock (the
+            observation has no ``gait_clock`` block and the two terms must weigh 0).
+        stance_fraction: Share of a cycle each foot is down; above 0.5 gives double support.
+        swing_height_m: Peak foot height the clock asks for in mid-swing [m].
+    """
+
+    frequency_hz: float = 0.0
+    stance_fraction: float = 0.55
+    swing_height_m: float = 0.04
+
+
+@dataclass(frozen=True)
 class WalkConfig:
     """Everything the walking task can be told.
 
@@ -140,6 +168,7 @@ class WalkConfig:
         termination: Fall and time-limit rules.
         rewards: Reward weights and shapes.
         randomization: Domain randomization.
+        gait: The optional gait clock.
     """
 
     robot: str = "wildrobot"
@@ -156,6 +185,7 @@ class WalkConfig:
     termination: TerminationConfig = TerminationConfig()
     rewards: rw.RewardConfig = rw.RewardConfig()
     randomization: RandomizationConfig = RandomizationConfig()
+    gait: GaitConfig = GaitConfig()
 
 
 class WildRobotWalk(Env):
@@ -202,6 +232,9 @@ class WildRobotWalk(Env):
         push = config.randomization.push
         self._push_on = bool(config.randomization.enabled and push.enabled)
         self._push_duration_steps = max(1, int(round(push.duration_s / config.control_dt)))
+        self._clock_on = _check_gait(config)
+        self._sole_rest_height = _sole_heights(mj_model, self.default_qpos,
+                                               self.robot.contact_site_ids)
         self._noise_scale = self._build_noise_scale()
         self.reference: ReferenceStates | None = None
         if not 0.0 <= config.reference_init_fraction <= 1.0:
@@ -217,7 +250,8 @@ class WildRobotWalk(Env):
         """(name, size) of each policy-observation block, in order (THE size definition)."""
         sizes = {"gravity_local": 3, "gyro": 3, "joint_pos": self._num_joints,
                  "joint_vel": self._num_joints, "last_action": self.action_size, "command": 3}
-        return tuple((name, sizes[name]) for name in kin.OBSERVATION_BLOCKS)
+        clock = ((kin.CLOCK_BLOCK, 2),) if self._clock_on else ()
+        return (*((name, sizes[name]) for name in kin.OBSERVATION_BLOCKS), *clock)
 
     def privileged_observation_layout(self) -> tuple[tuple[str, int], ...]:
         """(name, size) of each privileged-observation block, in order."""
@@ -268,19 +302,39 @@ class WildRobotWalk(Env):
     def reset(self, rng: jax.Array) -> State:
         return self._start_episode(rng, self._initial_state)
 
+    def reset_under(self, rng: jax.Array, conditions: EpisodeConditions) -> State:
+        if conditions.reference_frame is None:
+            return self._start_episode(rng, self._initial_state, conditions)
+        return self._start_episode(rng, self._reference_start(conditions.reference_frame),
+                                   conditions)
+
+    def nominal_factors(self) -> DomainFactors:
+        return nominal_factors(self.model, self._num_joints)
+
+    def apply_push(self, state: State, force_n: jax.Array, steps: jax.Array) -> State:
+        info = {**state.info, "push_force": jnp.asarray(force_n, jnp.float32),
+                "push_steps_left": jnp.asarray(steps, jnp.int32)}
+        return state.replace(info=info)
+
     def _start_episode(self, rng: jax.Array,
-                       initial_state: Callable[[jax.Array], tuple[jax.Array, jax.Array]]
-                       ) -> State:
+                       initial_state: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
+                       conditions: EpisodeConditions | None = None) -> State:
         """A fresh episode from ``initial_state(key) -> (qpos [nq], qvel [nv])``; command,
-        randomization and pushes drawn from ``rng``."""
+        randomization and pushes drawn from ``rng``, or held to ``conditions``."""
         rng, qpos_key, command_key, domain_key, push_key = jax.random.split(rng, 5)
         qpos, qvel = initial_state(qpos_key)
         data = self.kinematic_data(qpos, qvel)
 
-        factors = sample_factors(domain_key, self.config.randomization, self.model,
-                                 self._num_joints)
         step = jnp.zeros((), jnp.int32)
         command, next_command_step = self._sample_command(command_key, step)
+        next_push_step = self._push_interval(push_key, step)
+        if conditions is None:
+            factors = sample_factors(domain_key, self.config.randomization, self.model,
+                                     self._num_joints)
+        else:
+            factors = conditions.factors
+            command = jnp.asarray(conditions.command, jnp.float32)
+            next_command_step = next_push_step = jnp.asarray(_NEVER, jnp.int32)
         frame = self.amp_frame(data)
         no_action = jnp.zeros(self.action_size, jnp.float32)
         info: dict[str, Any] = {
@@ -296,12 +350,12 @@ class WildRobotWalk(Env):
             "action_history": jnp.zeros((self._latency_slots, self.action_size), jnp.float32),
             "push_force": jnp.zeros(3, jnp.float32),
             "push_steps_left": jnp.zeros((), jnp.int32),
-            "next_push_step": self._push_interval(push_key, step),
+            "next_push_step": next_push_step,
             "feet_air_time": jnp.zeros(2, jnp.float32),
             "last_foot_contact": self._foot_contact(frame),
         }
         obs_key = jax.random.fold_in(rng, 1)
-        clean_obs = self._clean_observation(data, no_action, command)
+        clean_obs = self._clean_observation(data, no_action, command, step)
         metrics = {name: jnp.zeros(()) for name in self.metric_names()}
         return State(
             data=data,
@@ -335,12 +389,16 @@ class WildRobotWalk(Env):
     def reset_to_reference(self, rng: jax.Array, frame: jax.Array) -> State:
         """A fresh episode (as :meth:`reset`) started exactly at reference frame ``frame``
         (its x, y moved to the origin); needs reference states attached."""
+        return self._start_episode(rng, self._reference_start(frame))
+
+    def _reference_start(self, frame: jax.Array
+                         ) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+        """``initial_state`` of an episode starting at reference frame ``frame``."""
         if self.reference is None:
-            raise ConfigError("reset_to_reference needs reference states "
+            raise ConfigError("starting at a reference frame needs reference states "
                               "(with_reference_states)")
         reference = self.reference
-        return self._start_episode(rng, lambda _: (reference.qpos[frame].at[0:2].set(0.0),
-                                                   reference.qvel[frame]))
+        return lambda _: (reference.qpos[frame].at[0:2].set(0.0), reference.qvel[frame])
 
     @staticmethod
     def _foot_contact(frame: jax.Array) -> jax.Array:
@@ -380,6 +438,7 @@ class WildRobotWalk(Env):
         terms, air_time = self._reward_terms(data, info, action, previous_action, gravity_local,
                                              frame[kin.FOOT_CONTACT], foot_contact, contact_vel,
                                              fell)
+        terms.update(self._gait_terms(data, foot_contact, step))
         # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
         terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
         scaled = rw.scale_terms(terms, self.config.rewards.weights)
@@ -400,7 +459,7 @@ class WildRobotWalk(Env):
             "last_foot_contact": foot_contact,
             "amp_frame": frame,
         }
-        clean_obs = self._clean_observation(data, action, command)
+        clean_obs = self._clean_observation(data, action, command, step)
         continuing = state.replace(
             data=data,
             obs=self._noisy(clean_obs, obs_key),
@@ -481,14 +540,33 @@ class WildRobotWalk(Env):
         }
         return terms, air_time
 
+    def _gait_terms(self, data: mjx.Data, foot_contact: jax.Array,
+                    step: jax.Array) -> dict[str, jax.Array]:
+        """``feet_phase`` and ``contact_phase`` at control step ``step`` (0 without a clock)."""
+        if not self._clock_on:
+            return {"feet_phase": jnp.zeros(()), "contact_phase": jnp.zeros(())}
+        gait = self.config.gait
+        phase = kin.gait_phase(step, self.control_dt, gait.frequency_hz, jnp)
+        target = kin.swing_height_target(phase, gait.stance_fraction, gait.swing_height_m, jnp)
+        site_height = data.site_xpos[self._contact_site_ids][:, 2] - self._sole_rest_height
+        foot_height = jnp.minimum(site_height[0::2], site_height[1::2])  # toe/heel per foot
+        in_stance = (phase < gait.stance_fraction).astype(jnp.float32)
+        return {
+            "feet_phase": rw.feet_phase(foot_height, target,
+                                        self.config.rewards.phase_height_sigma_m),
+            "contact_phase": rw.contact_phase(foot_contact, in_stance),
+        }
+
     def _heading_velocity(self, data: mjx.Data) -> jax.Array:
         """Root linear velocity [3] in the heading frame (world rotated by the root's yaw)."""
         return kin.heading_velocity(data.qpos, data.qvel, jnp)
 
-    def _clean_observation(self, data: mjx.Data, action: jax.Array,
-                           command: jax.Array) -> jax.Array:
+    def _clean_observation(self, data: mjx.Data, action: jax.Array, command: jax.Array,
+                           step: jax.Array) -> jax.Array:
+        clock = (kin.gait_clock(step, self.control_dt, self.config.gait.frequency_hz, jnp)
+                 if self._clock_on else None)
         return kin.policy_observation(data.qpos, data.qvel, self._default_joints, action,
-                                      command, jnp)
+                                      command, jnp, clock)
 
     def _noisy(self, clean_obs: jax.Array, key: jax.Array) -> jax.Array:
         if not self.config.noise.enabled:
@@ -521,9 +599,13 @@ class WildRobotWalk(Env):
         return step + jax.random.randint(key, (), max(low, 1), max(high, 1) + 1)
 
     def _push(self, info: dict[str, Any], key: jax.Array) -> tuple[jax.Array, dict[str, Any]]:
-        """Force [3] on the root during this step, and the updated push bookkeeping."""
+        """Force [3] on the root during this step, and the updated push bookkeeping (the
+        environment's own random pushes when enabled; one from ``apply_push`` always)."""
         if not self._push_on:
-            return jnp.zeros(3, jnp.float32), {}
+            steps_left = info["push_steps_left"]
+            applied = jnp.where(steps_left > 0, info["push_force"], 0.0)
+            return applied, {"push_force": applied,
+                             "push_steps_left": jnp.maximum(steps_left - 1, 0).astype(jnp.int32)}
         push = self.config.randomization.push
         magnitude_key, heading_key, interval_key = jax.random.split(key, 3)
         start = info["step"] == info["next_push_step"]
@@ -548,6 +630,27 @@ def _keyframe_qpos(mj_model: Any, name: str) -> np.ndarray:
     if name not in names:
         raise ConfigError(f"default_keyframe={name!r}; the model's keyframes: {names}")
     return mj_model.key(name).qpos.copy()
+
+
+def _check_gait(config: WalkConfig) -> bool:
+    """Whether the gait clock is on; raises ConfigError on settings it cannot follow."""
+    gait, weights = config.gait, config.rewards.weights
+    if gait.frequency_hz < 0 or not 0.0 < gait.stance_fraction < 1.0 or gait.swing_height_m < 0:
+        raise ConfigError(f"gait: frequency_hz={gait.frequency_hz} must be >= 0, "
+                          f"stance_fraction={gait.stance_fraction} in (0, 1), "
+                          f"swing_height_m={gait.swing_height_m} >= 0")
+    if gait.frequency_hz == 0 and (weights.feet_phase or weights.contact_phase):
+        raise ConfigError("rewards.weights.feet_phase / contact_phase need the gait clock: "
+                          "set gait.frequency_hz > 0")
+    return gait.frequency_hz > 0
+
+
+def _sole_heights(mj_model: Any, qpos: np.ndarray, site_ids: Any) -> jax.Array:
+    """Contact-site heights [S] m in pose ``qpos`` (the feet's zero for ``feet_phase``)."""
+    data = mujoco.MjData(mj_model)
+    data.qpos[:] = qpos
+    mujoco.mj_kinematics(mj_model, data)
+    return jnp.asarray(data.site_xpos[np.asarray(site_ids), 2], jnp.float32)
 
 
 def _substeps(control_dt: float, sim_dt: float) -> int:

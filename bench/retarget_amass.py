@@ -10,26 +10,21 @@ start-up (robot, mapping, body model files) is printed separately.
 Runs twice: with the ``skeleton`` body model and with ``smplx`` on a synthetic full-size
 SMPL-X model file (``retarget.smplx_synthetic``). Target (issue 13): >= 1500 frames/s per core.
 
-    python bench/retarget.py [--repeats 3] [--body-model skeleton|smplx|both] [--max-fps 50]
+    python -m bench.retarget_amass [--repeats 3] [--body-model skeleton|smplx|both] [--max-fps 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and this file is named like the
-# package it measures: drop the folder so `retarget` is the package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
-from retarget.retarget import RetargetConfig, Retargeter, find_clips, retarget_one  # noqa: E402
-from retarget.smplx_synthetic import write_synthetic_smplx  # noqa: E402
-from retarget.synthesize import synthesize  # noqa: E402
+from retarget.retarget import RetargetConfig, Retargeter
+from retarget.smplx_synthetic import write_synthetic_smplx
+from retarget.stages import find_clips, retarget_one
+from retarget.synthesize import synthesize
 
 TARGET_FRAMES_PER_SECOND = 1500.0  # issue 13 (issue 4 asked for 1000)
 
@@ -75,7 +70,7 @@ def bench(body_model: str, clips: list[Path], work: Path, repeats: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.retarget_amass", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--body-model", choices=("skeleton", "smplx", "both"), default="both")

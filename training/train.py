@@ -1,13 +1,15 @@
-"""AMP+PPO training: ``python -m training.amp --data data/amp/merged.h5``.
+"""AMP+PPO training: ``python -m training.train --data data/amp/merged.h5``.
 
-The host loop only calls the one jitted iteration (:mod:`training.iteration`), then logs,
-evaluates, checkpoints and reports progress. Usage::
+Start-up (:func:`prepare`) reads the merged dataset once, gives the environment the dataset's
+contact rule and reference states, and checks that the two fit; a :class:`Runner` holds the
+compiled iteration; the host loop only calls that one jitted iteration
+(:mod:`training.iteration`), then logs, evaluates, checkpoints and reports progress. Usage::
 
-    python -m training.amp --data data/amp/merged.h5                    # cpu-smoke preset
-    python -m training.amp --data data/amp/merged.h5 --preset gpu --out runs/gpu
-    python -m training.amp --data data/amp/merged.h5 --out runs/gpu --resume \\
+    python -m training.train --data data/amp/merged.h5                    # cpu-smoke preset
+    python -m training.train --data data/amp/merged.h5 --preset gpu --out runs/gpu
+    python -m training.train --data data/amp/merged.h5 --out runs/gpu --resume \\
         --set num_iterations=8000
-    python -m training.amp --data … --set ppo.num_envs=64 --set amp.style_weight=0.7 \\
+    python -m training.train --data … --set ppo.num_envs=64 --set amp.style_weight=0.7 \\
         --set env.randomization.enabled=false
 
 On several visible devices the environment batch is sharded over all of them
@@ -23,16 +25,17 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
-from amp.dataset import AmpDataset, load_dataset, sample_pairs
-from amp.merge import read_contact_rule
+from amp.dataset import AmpDataset, dataset_contact_rule, dataset_from, sample_pairs
+from amp.features import ContactRule
+from amp.merge import MergedDataset, read_merged
 from robots.cli import stage_parser
 from robots.config import build_config
 from robots.errors import AmpkitError
@@ -40,7 +43,15 @@ from robots.io import check_writable, remove_stale_temps
 from robots.lock import output_lock
 from training import checkpoint as ckpt
 from training import sharding
-from training.config import PRESETS, ConfigError, TrainConfig, apply_overrides, preset
+from training.config import (
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    load_env,
+    preset,
+)
 from training.iteration import (
     SampleFn,
     evaluate_policy,
@@ -50,6 +61,9 @@ from training.iteration import (
 from training.run_log import RunLog, write_final_metrics
 from training.rundir import prepare_run_dir, run_id
 from training.train_state import Networks, TrainState, init_train_state, make_networks
+
+if TYPE_CHECKING:
+    from training.envs.base import Env
 
 RUN_LENGTH_KEYS = ("num_iterations", "checkpoint_every", "keep_checkpoints", "log_every",
                    "eval_every", "eval_envs", "eval_steps")
@@ -104,35 +118,19 @@ class TrainResult:
     checkpoint: Path | None
 
 
-def env_overrides_dict(config: TrainConfig) -> dict[str, Any]:
-    """``env_overrides`` pairs with dotted keys → the nested dict ``training.envs.load`` takes."""
-    nested: dict[str, Any] = {}
-    for key, value in config.env_overrides:
-        node = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
-def load_env(config: TrainConfig) -> Any:
-    from training import envs
-
-    env = envs.load(config.env, env_overrides_dict(config))
-    env._ampkit_loaded_as = (config.env, config.env_overrides)
-    return env
-
-
-def with_dataset_contact_rule(config: TrainConfig, rule: dict[str, Any]) -> TrainConfig:
+def with_dataset_contact_rule(config: TrainConfig,
+                              rule: ContactRule | Mapping[str, Any]) -> TrainConfig:
     """``config`` with the environment labelling contacts exactly as the dataset did.
 
-    The rule goes into ``env_overrides`` (and so into every checkpoint, for evaluation and
+    The rule (a :class:`ContactRule`, or its fields as a mapping, checked by the config
+    builder) goes into ``env_overrides`` (and so into every checkpoint, for evaluation and
     videos). A ``--set env.contact.*`` that contradicts the dataset is refused: with two rules
     the discriminator would tell data from simulation by the labelling alone.
     """
+    if not isinstance(rule, ContactRule):
+        rule = build_config(ContactRule, rule, where="dataset contact_rule")
     overrides = dict(config.env_overrides)
-    for name, value in rule.items():
+    for name, value in dataclasses.asdict(rule).items():
         key = f"contact.{name}"
         if key in overrides and overrides[key] != value:
             raise ConfigError(
@@ -142,7 +140,7 @@ def with_dataset_contact_rule(config: TrainConfig, rule: dict[str, Any]) -> Trai
     return dataclasses.replace(config, env_overrides=tuple(sorted(overrides.items())))
 
 
-def check_contact_rule(env: Any, dataset: AmpDataset) -> None:
+def check_contact_rule(env: Env, dataset: AmpDataset) -> None:
     """Refuse an environment whose contact rule differs from the dataset's."""
     env_rule = getattr(getattr(env, "config", None), "contact", None)
     if env_rule is not None and env_rule != dataset.contact_rule:
@@ -150,7 +148,7 @@ def check_contact_rule(env: Any, dataset: AmpDataset) -> None:
                           f"environment labels them with {env_rule}")
 
 
-def with_reference_init(env: Any, dataset: AmpDataset) -> Any:
+def with_reference_init(env: Env, dataset: AmpDataset) -> Any:
     """``env`` starting its configured share of episodes from the dataset's reference states
     (reference-state initialization); ``env`` itself when that share is 0.
 
@@ -167,50 +165,130 @@ def with_reference_init(env: Any, dataset: AmpDataset) -> Any:
                           "re-run merge on converted clips, or set env.reference_init_fraction=0")
     from training.envs.base import reference_states
 
-    seeded = env.with_reference_states(reference_states(data.qpos, data.qvel, data.clip_length,
-                                                        data.clip_weight))
-    loaded_as = getattr(env, "_ampkit_loaded_as", None)
-    if loaded_as is not None:  # the compiled iteration bakes these states in: key by content
-        seeded._ampkit_loaded_as = (*loaded_as, dataset.content_sha256)
-    return seeded
+    return env.with_reference_states(reference_states(data.qpos, data.qvel, data.clip_length,
+                                                      data.clip_weight))
 
 
-def load_reference(path: str | Path, env: Any, verify_hash: bool = True) -> AmpDataset:
+def load_reference(path: str | Path, env: Env, verify_hash: bool = True) -> AmpDataset:
     """The merged dataset, refused (``DatasetFileError``) when its robot, feature layout or
     frame rate differ from the environment's."""
+    path = Path(path)
+    return _fitted(path, read_merged(path, verify_hash=verify_hash), env)
+
+
+def _fitted(path: Path, data: MergedDataset, env: Env) -> AmpDataset:
+    """``data`` (read from ``path``) on the device, once it is known to fit ``env``: 29-number
+    AMP frames, its robot and layout, its control rate."""
     if env.amp_feature_size != 29:
         raise AmpkitError(f"environment AMP frames have {env.amp_feature_size} numbers; "
                           "the dataset layout has 29")
-    return load_dataset(path, env.robot.spec, expected_fps=round(1.0 / env.control_dt, 9),
-                        verify_hash=verify_hash)
+    return dataset_from(path, data, env.robot.spec, expected_fps=round(1.0 / env.control_dt, 9))
 
 
-_COMPILED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+@dataclass(frozen=True)
+class EnvKey:
+    """What makes two environments interchangeable inside a compiled iteration: an
+    environment is a function of its class and its (frozen) config, plus the reference states
+    its resets draw from, which the compiled iteration bakes in.
+
+    Attributes:
+        kind: The environment class.
+        config: Its config (hashable).
+        reference_sha256: ``content_sha256`` of the dataset whose reference states seed its
+            resets; None when they are not used.
+    """
+
+    kind: type
+    config: Any
+    reference_sha256: str | None = None
+
+    @classmethod
+    def of(cls, env: Env, reference_sha256: str | None = None) -> EnvKey | None:
+        """The key of ``env``; None when its config is missing or unhashable (then the
+        compiled iteration is not shared)."""
+        config = getattr(env, "config", None)
+        if config is None:
+            return None
+        try:
+            hash(config)
+        except TypeError:
+            return None
+        return cls(type(env), config, reference_sha256)
 
 
-def compiled_iteration(env: Any, networks: Networks, config: TrainConfig, mesh: Any,
-                       shardings: Any, dataset_sharding: Any, sample_fn: SampleFn) -> Any:
-    """The jitted iteration for this (env, config, mesh), built once per process."""
-    key = (_env_key(env, config), _compile_key(config), tuple(d.id for d in mesh.devices.flat),
-           sample_fn)
-    if key not in _COMPILED:
-        def step(state: TrainState, dataset: Any) -> Any:
-            return training_iteration(state, dataset, env=env, networks=networks,
-                                      config=config, sample_fn=sample_fn)
+@dataclass(frozen=True)
+class Setup:
+    """What a run starts from, read and checked once (:func:`prepare`).
 
+    Attributes:
+        config: The run's config, with the dataset's contact rule in ``env_overrides`` when
+            the environment was built from it.
+        env: The environment, with the dataset's reference states where the config asks.
+        env_key: Its :class:`EnvKey` (None: not shareable).
+        dataset: The merged dataset, on the device.
+    """
+
+    config: TrainConfig
+    env: Env
+    env_key: EnvKey | None
+    dataset: AmpDataset
+
+
+def prepare(config: TrainConfig, data: str | Path | AmpDataset, env: Env | None = None,
+            verify_hash: bool = True) -> Setup:
+    """Read the dataset once, build (or take) the environment to fit it, and check both.
+
+    Args:
+        config: The run's settings (validated here).
+        data: Merged dataset path, or an already loaded :class:`AmpDataset`.
+        env: An environment object; default: the one ``config`` names, labelling contacts
+            with the dataset's rule.
+        verify_hash: Check the file's content hash.
+    Raises:
+        AmpkitError: the dataset does not fit the environment (robot, layout, frame rate,
+            contact rule, reference states).
+        ConfigError: the config cannot run, or contradicts the dataset's contact rule.
+    """
+    config = config.validate()
+    if isinstance(data, AmpDataset):
+        merged = data.data
+    else:
+        merged = read_merged(Path(data), verify_hash=verify_hash)  # the one read of the file
+    if env is None:
+        config = with_dataset_contact_rule(config, dataset_contact_rule(merged))
+        env = load_env(config)
+    dataset = data if isinstance(data, AmpDataset) else _fitted(Path(data), merged, env)
+    check_contact_rule(env, dataset)
+    seeded = with_reference_init(env, dataset)
+    reference = dataset.content_sha256 if seeded is not env else None
+    return Setup(config, seeded, EnvKey.of(seeded, reference), dataset)
+
+
+_COMPILED: dict[tuple[Any, ...], Any] = {}
+"""Compiled iterations by (EnvKey, config as compiled, devices, sampler): a second run in the
+same process with an interchangeable environment (a resume, a test) compiles nothing."""
+
+
+def compiled_iteration(env: Env, env_key: EnvKey | None, networks: Networks,
+                       config: TrainConfig, mesh: Any, shardings: Any, dataset_sharding: Any,
+                       sample_fn: SampleFn) -> Any:
+    """The jitted iteration for this (env, config, mesh), built once per process when the
+    environment has a key."""
+    def step(state: TrainState, dataset: Any) -> Any:
+        return training_iteration(state, dataset, env=env, networks=networks, config=config,
+                                  sample_fn=sample_fn)
+
+    def build() -> Any:
         replicated = sharding.replicated(mesh)
-        fn = jax.jit(step, in_shardings=(shardings, dataset_sharding),
-                     out_shardings=(shardings, replicated, replicated), donate_argnums=0)
-        _COMPILED[key] = (env, fn)  # keep env alive so its id is never reused
-    return _COMPILED[key][1]
+        return jax.jit(step, in_shardings=(shardings, dataset_sharding),
+                       out_shardings=(shardings, replicated, replicated), donate_argnums=0)
 
-
-def _env_key(env: Any, config: TrainConfig) -> Any:
-    """Environments built by name from the same config are interchangeable; others by object."""
-    loaded_as = getattr(env, "_ampkit_loaded_as", None)
-    if loaded_as is not None and loaded_as[:2] == (config.env, config.env_overrides):
-        return loaded_as
-    return id(env)
+    if env_key is None:
+        return build()
+    key = (env_key, _compile_key(config), tuple(d.id for d in mesh.devices.flat), sample_fn)
+    if key not in _COMPILED:
+        _COMPILED[key] = build()
+    return _COMPILED[key]
 
 
 def _compile_key(config: TrainConfig) -> TrainConfig:
@@ -255,28 +333,23 @@ def check_resume_compatible(meta: dict[str, Any], config: TrainConfig, dataset_s
                                    "resuming needs the same settings (start a new --out instead)")
 
 
-def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """Rebuild a :class:`TrainConfig` from :meth:`TrainConfig.to_dict` output."""
-    values = dict(values)
-    overrides = values.pop("env_overrides", {}) or {}
-    config = build_config(TrainConfig, values, where="checkpoint config")
-    return dataclasses.replace(config, env_overrides=tuple(sorted(overrides.items())))
+class Runner:
+    """The host side of one training run (state lives on the devices): the mesh, the
+    compiled iteration and evaluation, checkpoints. ``bench/train.py`` times its
+    ``iteration_fn``."""
 
-
-class _Run:
-    """The host side of one training run (state lives on the devices)."""
-
-    def __init__(self, config: TrainConfig, env: Any, dataset: AmpDataset,
-                 paths: RunPaths) -> None:
-        self.config, self.env, self.dataset, self.paths = config, env, dataset, paths
+    def __init__(self, setup: Setup, paths: RunPaths) -> None:
+        self.config, self.env, self.dataset = setup.config, setup.env, setup.dataset
+        self.paths = paths
+        config, env = self.config, self.env
         self.mesh = sharding.make_mesh(config.num_devices)
         sharding.check_divisible(config.ppo.num_envs, self.mesh)
         self.networks = make_networks(config, env)
         shape = jax.eval_shape(lambda: init_train_state(config, env, self.networks))
         self.shardings = sharding.state_shardings(shape, self.mesh)
-        self.dataset_arrays = sharding.put_replicated(dataset.arrays, self.mesh)
+        self.dataset_arrays = sharding.put_replicated(self.dataset.arrays, self.mesh)
         self.iteration_fn = compiled_iteration(
-            env, self.networks, config, self.mesh, self.shardings,
+            env, setup.env_key, self.networks, config, self.mesh, self.shardings,
             sharding.replicated(self.mesh), sample_pairs)
         self.leaf_paths = param_leaf_paths(shape)
         self.evaluate_fn = jax.jit(
@@ -341,7 +414,7 @@ def train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *
 
 
 def _train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *,
-           env: Any = None, resume: bool = False, allow_data_mismatch: bool = False,
+           env: Env | None = None, resume: bool = False, allow_data_mismatch: bool = False,
            stop_at: int | None = None, progress: bool = True) -> TrainResult:
     """Train (or, with ``resume``, continue from the newest checkpoint in ``paths``).
 
@@ -349,7 +422,8 @@ def _train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, 
         config: The run's settings.
         data: Merged dataset path, or an already loaded :class:`AmpDataset`.
         paths: Output locations.
-        env: An environment object (default: ``training.envs.load(config.env, …)``).
+        env: An environment object (default: the one ``config`` names, labelling contacts
+            with the dataset's rule; see :func:`prepare`).
         resume: Continue from ``paths.checkpoints``' newest checkpoint.
         allow_data_mismatch: Resume even if the dataset's content hash differs.
         stop_at: Stop (with a checkpoint) after this iteration, as if interrupted there.
@@ -357,15 +431,8 @@ def _train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, 
     Raises:
         NonFiniteError: NaN/inf in a loss or parameter (the last good checkpoint is kept).
     """
-    config = config.validate()
-    if env is None:
-        rule = data.data.contact_rule if isinstance(data, AmpDataset) else read_contact_rule(data)
-        config = with_dataset_contact_rule(config, rule)
-        env = load_env(config)
-    dataset = data if isinstance(data, AmpDataset) else load_reference(data, env)
-    check_contact_rule(env, dataset)
-    env = with_reference_init(env, dataset)
-    run = _Run(config, env, dataset, paths)
+    run = Runner(prepare(config, data, env), paths)
+    config = run.config
     start = 0
     if resume:
         latest = ckpt.require_good_checkpoint(paths.checkpoints)  # skips damaged ones, saying so
@@ -385,7 +452,7 @@ def _train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, 
     return TrainResult(state, metrics, end, run.last_checkpoint)
 
 
-def _loop(run: _Run, state: TrainState, start: int, end: int, log: RunLog,
+def _loop(run: Runner, state: TrainState, start: int, end: int, log: RunLog,
           progress: bool) -> tuple[TrainState, dict[str, float]]:
     from tqdm import tqdm
 
@@ -417,7 +484,7 @@ def _loop(run: _Run, state: TrainState, start: int, end: int, log: RunLog,
     return state, metrics
 
 
-def _write_summary(run: _Run, paths: RunPaths, iteration: int, metrics: dict[str, float],
+def _write_summary(run: Runner, paths: RunPaths, iteration: int, metrics: dict[str, float],
                    log: RunLog) -> None:
     rates = [float(r["env_steps_per_s"]) for r in log.rows[1:]] or [0.0]
     summary = {
@@ -432,7 +499,7 @@ def _write_summary(run: _Run, paths: RunPaths, iteration: int, metrics: dict[str
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = stage_parser("train", prog="python -m training.amp", description=__doc__,
+    parser = stage_parser("train", prog="python -m training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="merged AMP dataset (.h5)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,

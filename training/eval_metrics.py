@@ -1,0 +1,251 @@
+"""What MJX evaluation and the plain-MuJoCo sim-to-sim runner measure, written once.
+
+- :func:`step_measurements` / :func:`accumulate`: the per-step quantities and their masked
+  running sums, written once for numpy and jax (``xp``), so MJX and MuJoCo use the same code;
+- :func:`count_steps` / :func:`gait_metrics`: touchdowns, alternation and the walking rate;
+- :func:`summarize`: per-scenario metrics from the sums (numpy).
+
+Episode bookkeeping: a step counts ("measured") while the episode has not fallen and is within
+its length; the step on which it falls ends it (and is not measured: the environment has
+already reset that episode's state). An episode that reaches its length without a fall is a
+success.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from training.envs import kinematics as kin
+from training.eval_setup import EpisodeSetup
+from training.scenarios import Scenario, command_key
+
+GRAVITY_MPS2 = 9.81
+MIN_COT_DISTANCE_M = 0.01
+"""Cost of transport divides by the distance walked, at least this much (a standing policy's
+CoT is then large but finite)."""
+
+# --------------------------------------------------------------------------- per step
+def step_measurements(qpos_before: Any, qpos: Any, qvel: Any, actuator_force: Any,
+                      command: Any, terminal_frame: Any, actuator_dofs: np.ndarray,
+                      xp: Any = np) -> dict[str, Any]:
+    """What one control step contributes, batched over leading axes.
+
+    Args:
+        qpos_before: [..., nq] configuration before the step.
+        qpos, qvel: [..., nq], [..., nv] after it.
+        actuator_force: [..., nu] servo torques [N m].
+        command: [..., 3] commanded velocity.
+        terminal_frame: [..., 29] AMP frame reached (contacts in 25:29).
+        actuator_dofs: [nu] qvel index of each actuator's joint.
+    Returns:
+        lin_vel_error [...] |cmd_xy - v_xy| (heading frame) [m/s], yaw_rate_error [...]
+        [rad/s], abs_torque [..., nu] [N m], power [...] sum |torque * joint speed| [W],
+        distance [...] planar root displacement [m], foot_contact [..., 2] (left, right).
+    """
+    velocity = kin.heading_velocity(qpos, qvel, xp)
+    lin_error = xp.sqrt(xp.sum((command[..., :2] - velocity[..., :2]) ** 2, axis=-1))
+    yaw_error = xp.abs(command[..., 2] - kin.yaw_rate_world(qpos, qvel, xp))
+    joint_speed = qvel[..., actuator_dofs]
+    foot = kin.foot_contact(terminal_frame, xp)
+    return {
+        "lin_vel_error": lin_error,
+        "yaw_rate_error": yaw_error,
+        "abs_torque": xp.abs(actuator_force),
+        "power": xp.sum(xp.abs(actuator_force * joint_speed), axis=-1),
+        "distance": xp.sqrt(xp.sum((qpos[..., :2] - qpos_before[..., :2]) ** 2, axis=-1)),
+        "foot_contact": foot,
+    }
+
+
+ACCUMULATED = ("lin_vel_error", "yaw_rate_error", "abs_torque", "power", "distance",
+               "foot_contact")
+
+
+MIN_SWING_STEPS = 3
+"""A foot must have been off the floor for at least this many control steps (60 ms at 50 Hz)
+before touching down again counts as a step: contact chatter of a sliding foot is no step."""
+
+
+def init_accumulator(num_episodes: int, num_actuators: int, xp: Any = np) -> dict[str, Any]:
+    """Zeroed running sums: ``steps`` (measured steps), ``fell``, ``style``, every
+    :data:`ACCUMULATED` quantity, and the gait counters (see :func:`count_steps`), one row
+    per episode."""
+    zeros = {"steps": (), "fell": (), "style": (), "lin_vel_error": (), "yaw_rate_error": (),
+             "abs_torque": (num_actuators,), "power": (), "distance": (),
+             "foot_contact": (2,), "air_steps": (2,), "touchdowns": (2,),
+             "alternating_touchdowns": (), "last_touchdown_foot": ()}
+    return {name: xp.zeros((num_episodes, *shape), dtype=xp.float32)
+            for name, shape in zeros.items()}
+
+
+def episode_flags(acc: dict[str, Any], step_index: Any, limit_steps: Any, done: Any,
+                  fell: Any, xp: Any = np) -> tuple[Any, Any]:
+    """(measured [E], fell_now [E]) float masks for control step ``step_index`` (0-based).
+
+    Args:
+        done: [E] the environment ended the episode at this step (fall or time limit).
+        fell: [E] the ending was a fall.
+    """
+    active = (acc["fell"] == 0) & (step_index < limit_steps)
+    measured = active & (done == 0)
+    fell_now = active & (done > 0) & (fell > 0)
+    return measured.astype(xp.float32), fell_now.astype(xp.float32)
+
+
+def accumulate(acc: dict[str, Any], measurements: dict[str, Any], measured: Any,
+               fell_now: Any, xp: Any = np) -> dict[str, Any]:
+    """Running sums plus this step's measurements where ``measured`` [E] is 1 (pure)."""
+    out = dict(acc)
+    for name in ACCUMULATED:
+        value = measurements[name]
+        counted = measured.reshape(measured.shape + (1,) * (value.ndim - 1)) > 0
+        # where, not a product: a diverged (NaN) episode must not poison the sums.
+        out[name] = acc[name] + xp.where(counted, value, 0.0)
+    out["steps"] = acc["steps"] + measured
+    out["fell"] = xp.maximum(acc["fell"], fell_now)
+    out.update(count_steps(acc, measurements["foot_contact"], measured, xp))
+    return out
+
+
+def count_steps(acc: dict[str, Any], foot_contact: Any, measured: Any,
+                xp: Any = np) -> dict[str, Any]:
+    """Update the gait counters with this step's foot contacts [E, 2] (left, right; 0/1).
+
+    A touchdown is a foot touching after at least :data:`MIN_SWING_STEPS` steps in the air. It
+    alternates when the other foot made the previous touchdown (``last_touchdown_foot``: 0 none
+    or both at once, 1 left, 2 right). A shuffle (feet never leave the floor) and a hop (both
+    feet land together) make no alternating steps. Only ``measured`` steps are counted.
+    """
+    touching = foot_contact > 0.5
+    counted = (measured > 0)[..., None]
+    touchdown = touching & (acc["air_steps"] >= MIN_SWING_STEPS) & counted
+    left, right = touchdown[..., 0], touchdown[..., 1]
+    last = acc["last_touchdown_foot"]
+    alternating = (left & ~right & (last == 2)) | (right & ~left & (last == 1))
+    new_last = xp.where(left & ~right, 1.0, xp.where(right & ~left, 2.0,
+                                                     xp.where(left & right, 0.0, last)))
+    return {
+        "air_steps": xp.where(touching, 0.0, acc["air_steps"] + 1.0),
+        "touchdowns": acc["touchdowns"] + touchdown.astype(xp.float32),
+        "alternating_touchdowns": acc["alternating_touchdowns"] + alternating.astype(xp.float32),
+        "last_touchdown_foot": new_last.astype(xp.float32),
+    }
+
+
+def gait_metrics(a: dict[str, np.ndarray], control_dt: float) -> dict[str, float]:
+    """Stepping figures of a scenario's episodes from the gait counters.
+
+    Returns:
+        ``step_rate_hz`` (touchdowns per second, both feet), ``step_alternation`` (share of
+        touchdowns made by the other foot than the previous one) and ``walking_rate`` (share
+        of episodes that neither fell nor shuffled: at least one touchdown per foot every
+        2 s, and at least 80 % of them alternating).
+    """
+    seconds = np.maximum(a["steps"] * control_dt, control_dt)
+    touchdowns = a["touchdowns"].sum(axis=-1)
+    alternation = a["alternating_touchdowns"] / np.maximum(touchdowns, 1.0)
+    stepping = (a["touchdowns"].min(axis=-1) >= seconds / 2.0) & (alternation >= 0.8)
+    return {
+        "step_rate_hz": float(touchdowns.sum() / seconds.sum()),
+        "step_alternation": float(a["alternating_touchdowns"].sum()
+                                  / max(float(touchdowns.sum()), 1.0)),
+        "walking_rate": float(np.mean(stepping & (a["fell"] == 0))),
+    }
+
+
+# --------------------------------------------------------------------------- summaries
+def dataset_duty_factor(features: np.ndarray, clip_start: np.ndarray,
+                        clip_length: np.ndarray, clip_weight: np.ndarray) -> np.ndarray:
+    """Share of time each foot (left, right) touches the floor in the data, [2].
+
+    A foot touches when its toe or heel contact feature is on; clips count by their sampling
+    weight, as the discriminator sees them.
+    """
+    duty = np.zeros(2)
+    weights = np.asarray(clip_weight, np.float64) / np.sum(clip_weight)
+    for start, length, weight in zip(clip_start, clip_length, weights, strict=True):
+        foot = kin.foot_contact(features[int(start):int(start) + int(length)])
+        duty += weight * foot.mean(axis=0)
+    return duty
+
+
+def summarize(acc: dict[str, np.ndarray], setup: EpisodeSetup, control_dt: float,
+              actuator_names: tuple[str, ...], dataset_duty: np.ndarray | None = None,
+              has_style: bool = True) -> dict[str, dict[str, Any]]:
+    """Metrics per scenario name from the final running sums (see :func:`scenario_metrics`)."""
+    return {scenario.name: scenario_metrics(acc, setup.episodes_of(index), setup, scenario,
+                                            control_dt, actuator_names, dataset_duty,
+                                            has_style)
+            for index, scenario in enumerate(setup.scenarios)}
+
+
+def scenario_metrics(acc: dict[str, np.ndarray], episodes: np.ndarray, setup: EpisodeSetup,
+                     scenario: Scenario, control_dt: float, actuator_names: tuple[str, ...],
+                     dataset_duty: np.ndarray | None, has_style: bool) -> dict[str, Any]:
+    """One scenario's metrics.
+
+    Per-step quantities are averaged over every measured step of every episode (pooled);
+    ``distance_m`` is the mean planar path length per episode. Cost of transport is the
+    mechanical energy over (weight x distance), distance at least :data:`MIN_COT_DISTANCE_M`.
+    """
+    a = {name: np.asarray(value, np.float64)[episodes] for name, value in acc.items()}
+    steps = a["steps"]
+    total = max(float(steps.sum()), 1.0)
+    energy_j = float(a["power"].sum()) * control_dt
+    weight_distance = float(np.sum(setup.total_mass_kg[episodes] * GRAVITY_MPS2
+                                   * np.maximum(a["distance"], 0.0)))
+    weight_floor = float(np.mean(setup.total_mass_kg[episodes])) * GRAVITY_MPS2 * \
+        MIN_COT_DISTANCE_M
+    duty = a["foot_contact"].sum(axis=0) / total
+    metrics: dict[str, Any] = {
+        "episodes": int(len(episodes)),
+        "seconds": float(scenario.seconds),
+        "success_rate": float(np.mean(1.0 - a["fell"])),
+        "survival_s": float(np.mean(steps) * control_dt),
+        "lin_vel_error_mps": float(a["lin_vel_error"].sum() / total),
+        "yaw_rate_error_rps": float(a["yaw_rate_error"].sum() / total),
+        "distance_m": float(np.mean(a["distance"])),
+        "speed_mps": float(a["distance"].sum() / (total * control_dt)),
+        "mean_abs_torque_nm": {name: float(a["abs_torque"][:, j].sum() / total)
+                               for j, name in enumerate(actuator_names)},
+        "mechanical_power_w": float(a["power"].sum() / total),
+        "cost_of_transport": energy_j / max(weight_distance, weight_floor),
+        "duty_factor": {"left": float(duty[0]), "right": float(duty[1])},
+        **gait_metrics(a, control_dt),
+    }
+    if has_style:
+        metrics["style_score"] = float(a["style"].sum() / total)
+    if dataset_duty is not None:
+        metrics["dataset_duty_factor"] = {"left": float(dataset_duty[0]),
+                                          "right": float(dataset_duty[1])}
+        metrics["duty_factor_error"] = float(np.mean(np.abs(duty - dataset_duty)))
+    if len(scenario.commands) > 1:
+        metrics["per_command"] = _per_command(a, setup.command[episodes])
+    return metrics
+
+
+def _per_command(a: dict[str, np.ndarray], commands: np.ndarray) -> dict[str, Any]:
+    out = {}
+    for command in np.unique(commands, axis=0):
+        rows = np.all(commands == command, axis=1)
+        total = max(float(a["steps"][rows].sum()), 1.0)
+        out[command_key(command)] = {
+            "success_rate": float(np.mean(1.0 - a["fell"][rows])),
+            "lin_vel_error_mps": float(a["lin_vel_error"][rows].sum() / total),
+            "yaw_rate_error_rps": float(a["yaw_rate_error"][rows].sum() / total),
+        }
+    return out
+
+
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested metric dicts as ``{"a/b": value}`` (numbers only)."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, name + "/"))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
