@@ -26,6 +26,7 @@ MIN_COT_DISTANCE_M = 0.01
 """Cost of transport divides by the distance walked, at least this much (a standing policy's
 CoT is then large but finite)."""
 
+
 # --------------------------------------------------------------------------- per step
 def step_measurements(qpos_before: Any, qpos: Any, qvel: Any, actuator_force: Any,
                       command: Any, terminal_frame: Any, actuator_dofs: np.ndarray,

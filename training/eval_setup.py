@@ -31,7 +31,6 @@ SETUP_ARRAYS = ("command", "limit_steps", "friction", "mass_scale", "strength_sc
 """The :class:`EpisodeSetup` fields a jitted step reads."""
 
 
-
 @dataclass(frozen=True)
 class EpisodeSetup:
     """Conditions of E episodes (all scenarios of one batch, back to back).

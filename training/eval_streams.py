@@ -15,6 +15,7 @@ from training.eval_setup import EpisodeSetup
 NO_PUSH_STEP = 2**30
 """A control step no episode reaches: "never" for push and command schedules."""
 
+
 # --------------------------------------------------------------------------- random streams
 def episode_keys(setup: EpisodeSetup, seed: int) -> np.ndarray:
     """[E, 2, 2] uint32 raw PRNG keys per episode: (reset key, key of its noise and pushes).
