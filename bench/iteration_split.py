@@ -64,7 +64,7 @@ def measure(config: Any, data: Path, repeats: int, fused: bool) -> dict[str, flo
     gae = jax.jit(style_and_gae)
     batch, _ = gae(state)
     _, old_log_std = policy_distribution(networks.policy, state.params["policy"],
-                                         state.obs_stats, transitions.obs[0, :1])
+                                         state.obs_stats, transitions.obs[0, :1], state.iteration)
     ppo = jax.jit(lambda s, k: it.ppo_phase(s, networks, config, batch, old_log_std, k))
     seconds = {
         "rollout": _time(lambda: rollout(state, key), repeats),

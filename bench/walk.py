@@ -93,9 +93,9 @@ def walking_line(report: dict[str, Any], figures: dict[str, float], wall_s: floa
     parts = [
         f"env_steps {figures['env_steps'] / 1e6:.2f}M",
         f"train {figures['train_s'] / 3600:.2f}h (this call {wall_s / 3600:.2f}h)",
-        f"flat@0.3 success {flat['success_rate']:.2f} err {flat['lin_vel_error_mps']:.3f}m/s "
-        f"yaw {flat['yaw_rate_error_rps']:.3f}rad/s",
-        f"tracking err {sc['tracking']['lin_vel_error_mps']:.3f}m/s",
+        f"flat@0.3 success {flat['success_rate']:.2f} err {_error(flat, 'lin_vel')} m/s "
+        f"yaw {_error(flat, 'yaw_rate')} rad/s",
+        f"tracking err {_error(sc['tracking'], 'lin_vel')} m/s",
         f"style {figures['style_last10']:.3f} "
         f"disc_policy_acc {figures['disc_policy_acc_last10']:.2f}",
         f"duty L/R {duty['left']:.2f}/{duty['right']:.2f} (data {data_duty['left']:.2f}/"
@@ -103,12 +103,22 @@ def walking_line(report: dict[str, Any], figures: dict[str, float], wall_s: floa
         f"steps {flat['step_rate_hz']:.2f}Hz alternation {flat['step_alternation']:.2f} "
         f"walking {flat['walking_rate']:.2f}",
         f"power {flat['mechanical_power_w']:.1f}W max_mean_torque {torque:.2f}Nm",
-        f"push success {sc['push']['success_rate']:.2f} err {sc['push']['lin_vel_error_mps']:.3f}",
+        f"push success {sc['push']['success_rate']:.2f} err {_error(sc['push'], 'lin_vel')}",
         f"slippery success {sc['slippery']['success_rate']:.2f} "
-        f"err {sc['slippery']['lin_vel_error_mps']:.3f}",
+        f"err {_error(sc['slippery'], 'lin_vel')}",
         "sim2sim gap " + ("-" if gap is None else f"{gap:+.2f}"),
     ]
     return " | ".join(parts)
+
+
+def _error(metrics: dict[str, Any], name: str) -> str:
+    """A tracking error as "windowed (per step)": the 2-s windowed error is the figure of
+    the bar (see ``training.eval_metrics.TRACKING_WINDOW_S``), the per-step one is kept
+    beside it."""
+    unit = "mps" if name == "lin_vel" else "rps"
+    windowed = metrics.get(f"{name}_error_windowed_{unit}")
+    shown = "-" if windowed is None else f"{windowed:.3f}"
+    return f"{shown} ({metrics[f'{name}_error_{unit}']:.3f} per step)"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

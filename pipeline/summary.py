@@ -35,7 +35,8 @@ RETARGET_CLIP_COLUMNS: tuple[str, ...] = (
 """Per-clip quality columns of ``retarget_clips.csv`` (after ``clip``), as in retarget.json."""
 
 EVAL_SCENARIO_COLUMNS: tuple[str, ...] = (
-    "success_rate", "survival_s", "lin_vel_error_mps", "yaw_rate_error_rps", "style_score",
+    "success_rate", "survival_s", "lin_vel_error_mps", "yaw_rate_error_rps",
+    "lin_vel_error_windowed_mps", "yaw_rate_error_windowed_rps", "style_score",
     "cost_of_transport")
 """Per-scenario columns of ``eval_scenarios.csv`` (after ``scenario``), as in eval.json."""
 

@@ -154,11 +154,12 @@ def test_a_fall_ends_measuring_and_nan_does_not_leak() -> None:
     values = {name: np.ones(3) for name in eval_metrics.ACCUMULATED}
     values["abs_torque"] = np.ones((3, 1))
     values["foot_contact"] = np.ones((3, 2))
+    values["velocity_residual"] = np.ones((3, 3))
     for t, (done, fell) in enumerate([([0, 1, 0], [0, 1, 0]), ([0, 0, 0], [0, 0, 0])]):
         done, fell = np.array(done), np.array(fell)
         measured, fell_now = eval_metrics.episode_flags(acc, t, limit, done, fell)
         step_values = dict(values, power=np.where(fell > 0, np.nan, 1.0))
-        acc = eval_metrics.accumulate(acc, step_values, measured, fell_now)
+        acc = eval_metrics.accumulate(acc, step_values, measured, fell_now, window=100)
     assert acc["steps"].tolist() == [2, 0, 1]  # episode 2 stops at its 1-step limit
     assert acc["fell"].tolist() == [0, 1, 0]
     assert acc["power"].tolist() == [2, 0, 1]

@@ -104,3 +104,14 @@ def test_phase_rewards_without_a_clock_are_refused() -> None:
         envs.load("wildrobot_walk", {"rewards": {"weights": {"feet_phase": 1.0}}})
     with pytest.raises(ConfigError, match="stance_fraction"):
         envs.load("wildrobot_walk", {"gait": {"frequency_hz": 1.0, "stance_fraction": 1.0}})
+
+
+def test_averaged_velocity_is_an_exponential_average() -> None:
+    """From 0, a constant velocity is reached as 1 - e^(-t/tau); window 0 is no averaging."""
+    current = jnp.array([0.4, -0.2, 0.0])
+    average = jnp.zeros(3)
+    for _ in range(25):
+        average = rw.averaged_velocity(average, current, 0.02, 0.5)
+    np.testing.assert_allclose(average, (1.0 - np.exp(-0.5 / 0.5)) * np.asarray(current),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(rw.averaged_velocity(average, current, 0.02, 0.0), current)

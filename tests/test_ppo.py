@@ -19,7 +19,13 @@ from training.config import (
     apply_overrides,
     preset,
 )
-from training.networks import gaussian_entropy, gaussian_kl, gaussian_log_prob
+from training.networks import (
+    clamp_log_std,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_log_prob,
+    max_action_std,
+)
 from training.normalization import init_stats, normalize, update_stats
 from training.ppo import (
     PPOTerms,
@@ -194,3 +200,30 @@ def test_presets_are_valid_and_sized_as_documented() -> None:
         assert overrides["reference_init_fraction"] == 0.5
         assert overrides["default_keyframe"] == "walk"
         assert config.amp.grad_penalty_weight == 10.0 and config.amp.input_noise_std > 0
+
+
+def test_action_noise_anneals_geometrically_then_holds() -> None:
+    """The cpu-walk cap: 0.4 until iteration 400, 0.4 x (0.15/0.4)^0.5 half way, 0.15 from
+    900 on; the learned log std is clamped to it, and without a schedule nothing changes."""
+    network = preset("cpu-walk").network
+    assert (network.max_action_std, network.final_max_action_std) == (0.4, 0.15)
+    assert network.anneal_iterations == (400, 900)
+    expected = {0: 0.4, 400: 0.4, 650: 0.4 * math.sqrt(0.15 / 0.4), 900: 0.15, 5000: 0.15}
+    for iteration, std in expected.items():
+        assert float(max_action_std(network, jnp.asarray(iteration))) == pytest.approx(std,
+                                                                                      rel=1e-6)
+    log_std = jnp.log(jnp.array([0.01, 0.2, 0.3]))
+    clamped = jnp.exp(clamp_log_std(log_std, network, jnp.asarray(900)))
+    np.testing.assert_allclose(clamped, [0.02, 0.15, 0.15], rtol=1e-6)
+    np.testing.assert_allclose(jnp.exp(clamp_log_std(log_std, network)), [0.02, 0.2, 0.3],
+                               rtol=1e-6)
+    plain = preset("cpu-smoke").network
+    assert float(max_action_std(plain, jnp.asarray(10**6))) == plain.max_action_std
+
+
+def test_annealed_noise_needs_a_window() -> None:
+    walk = preset("cpu-walk")
+    for window in ((5, 5), (9, 3)):
+        network = dataclasses.replace(walk.network, anneal_iterations=window)
+        with pytest.raises(ConfigError, match="anneal_iterations"):
+            dataclasses.replace(walk, network=network).validate()

@@ -39,9 +39,14 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 def learning_config():
+    """12 iterations; the action noise's cap anneals from 0.5 to 0.2 over iterations 4-8, so
+    resume is also checked across the anneal."""
     config = tiny_config(num_iterations=12, checkpoint_every=4)
-    return dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, num_envs=32,
-                                                               unroll_length=16))
+    network = dataclasses.replace(config.network, init_action_std=0.5, max_action_std=0.5,
+                                  final_max_action_std=0.2, anneal_iterations=(4, 8))
+    return dataclasses.replace(config, network=network,
+                               ppo=dataclasses.replace(config.ppo, num_envs=32,
+                                                       unroll_length=16))
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +76,15 @@ def test_task_reward_rises_and_discriminator_separates_policy_from_data(run) -> 
     assert accuracy[-1] > 0.75, accuracy
     assert accuracy[-1] > accuracy[0] + 0.2, accuracy
     assert column(run.rows, "style_reward").min() >= 0.0
+
+
+def test_rollouts_use_the_annealed_action_noise(run) -> None:
+    """Row k logs iteration k-1's noise: the cap is 0.5 through iteration 4, then falls
+    geometrically (0.5 x 0.4^(1/4) at 5) to 0.2 from iteration 8 on."""
+    std = column(run.rows, "action_std")
+    assert np.all(std[:5] <= 0.5 + 1e-6) and std[0] == pytest.approx(0.5, rel=1e-5)
+    assert std[5] == pytest.approx(0.5 * 0.4 ** 0.25, rel=1e-4)
+    np.testing.assert_allclose(std[8:], 0.2, rtol=1e-5)
 
 
 def test_outputs_logs_metrics_and_checkpoint_metadata(run) -> None:

@@ -10,10 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from training.envs.base import NEVER_STEP
 from training.eval_setup import EpisodeSetup
 
-NO_PUSH_STEP = 2**30
-"""A control step no episode reaches: "never" for push and command schedules."""
+NO_PUSH_STEP = NEVER_STEP
+"""The push schedule's "never" (the environment's :data:`~training.envs.base.NEVER_STEP`)."""
 
 
 # --------------------------------------------------------------------------- random streams

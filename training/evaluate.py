@@ -95,6 +95,7 @@ def _build_functions(env: Env) -> _Functions:
     obs_size = env.observation_size
     noise_vector = jnp.asarray(kin.noise_widths(layout, env.config.noise))
     dofs = eval_setup.actuator_dof_addresses(env.mj_model)
+    window = eval_metrics.window_steps(env.control_dt)
 
     def observe(state: Any, aux_keys: jax.Array, noise_scale: jax.Array,
                 t: jax.Array) -> jax.Array:
@@ -133,7 +134,8 @@ def _build_functions(env: Env) -> _Functions:
         measurements = eval_metrics.step_measurements(
             state.data.qpos, after.data.qpos, after.data.qvel, after.data.actuator_force,
             setup["command"], terminal, dofs, jnp)
-        acc = eval_metrics.accumulate(carry["acc"], measurements, measured, fell_now, jnp)
+        acc = eval_metrics.accumulate(carry["acc"], measurements, measured, fell_now, jnp,
+                                      window=window)
         pairs = jnp.stack([after.info["amp_prev_frame"], terminal], axis=1)
         obs = observe(after, aux_keys, setup["noise_scale"], t + 1)
         carry = {"state": after, "acc": acc, "next_push": next_push, "aux_keys": aux_keys}
@@ -305,6 +307,7 @@ def evaluate_mjx(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *,
 
 # --------------------------------------------------------------------------- reporting
 GAP_METRICS = ("success_rate", "survival_s", "lin_vel_error_mps", "yaw_rate_error_rps",
+               "lin_vel_error_windowed_mps", "yaw_rate_error_windowed_rps",
                "distance_m", "speed_mps", "mechanical_power_w", "cost_of_transport",
                "style_score", "duty_factor/left", "duty_factor/right", "step_rate_hz",
                "step_alternation", "walking_rate")
@@ -328,7 +331,10 @@ def format_table(scenarios: dict[str, dict[str, Any]],
     columns = [("success", "success_rate", "{:7.2f}"), ("walking", "walking_rate", "{:7.2f}"),
                ("alt", "step_alternation", "{:7.2f}"),
                ("lin_err", "lin_vel_error_mps", "{:7.3f}"),
-               ("yaw_err", "yaw_rate_error_rps", "{:7.3f}"), ("dist_m", "distance_m", "{:7.2f}"),
+               ("yaw_err", "yaw_rate_error_rps", "{:7.3f}"),
+               ("lin_2s", "lin_vel_error_windowed_mps", "{:7.3f}"),
+               ("yaw_2s", "yaw_rate_error_windowed_rps", "{:7.3f}"),
+               ("dist_m", "distance_m", "{:7.2f}"),
                ("power_W", "mechanical_power_w", "{:7.2f}"), ("CoT", "cost_of_transport",
                                                                "{:7.2f}"),
                ("style", "style_score", "{:7.3f}"), ("duty_L", "duty_factor/left", "{:7.2f}"),

@@ -91,7 +91,7 @@ def collect_rollout(state: TrainState, env: Env, networks: Networks, config: Tra
 
     def one_step(env_state: Any, key: jax.Array) -> tuple[Any, Transition]:
         mean, log_std = policy_distribution(networks.policy, state.params["policy"],
-                                            state.obs_stats, env_state.obs)
+                                            state.obs_stats, env_state.obs, state.iteration)
         action = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
         clip = networks.policy.action_clip
         next_state = step_fn(env_state, jnp.clip(action, -clip, clip))
@@ -183,7 +183,7 @@ def ppo_minibatch_loss(params: Any, state: TrainState, networks: Networks, confi
                        batch: PPOBatch, old_log_std: jax.Array) -> tuple[jax.Array, Metrics]:
     """PPO loss of one minibatch; metrics include the KL(old ‖ new) of the policy."""
     mean, log_std = policy_distribution(networks.policy, params["policy"], state.obs_stats,
-                                        batch.obs)
+                                        batch.obs, state.iteration)
     terms = ppo.PPOTerms(
         log_prob=gaussian_log_prob(batch.action, mean, log_std),
         old_log_prob=batch.log_prob,
@@ -297,7 +297,7 @@ def training_iteration(state: TrainState, dataset: Any, *, env: Env, networks: N
     batch, gae_metrics = make_ppo_batch(state, networks, config, rollout, rewards,
                                         final_env_state)
     _, old_log_std = policy_distribution(networks.policy, state.params["policy"],
-                                         state.obs_stats, rollout.obs[0, :1])
+                                         state.obs_stats, rollout.obs[0, :1], state.iteration)
     state, ppo_metrics = ppo_phase(state, networks, config, batch, old_log_std, k_ppo)
     state = state.replace(
         obs_stats=update_stats(state.obs_stats, rollout.obs),

@@ -100,9 +100,23 @@ def make_discriminator(hidden: Sequence[int]) -> Discriminator:
     return Discriminator(tuple(hidden))
 
 
-def clamp_log_std(log_std: jax.Array, config: NetworkConfig) -> jax.Array:
-    """Clamp the learned log std to [log(min_action_std), log(max_action_std)]."""
-    return jnp.clip(log_std, math.log(config.min_action_std), math.log(config.max_action_std))
+def clamp_log_std(log_std: jax.Array, config: NetworkConfig,
+                  iteration: jax.Array | None = None) -> jax.Array:
+    """Clamp the learned log std to [log(min_action_std), upper], ``upper`` the log of
+    :func:`max_action_std` at ``iteration`` (``max_action_std`` when None)."""
+    upper = jnp.log(max_action_std(config, iteration))
+    return jnp.clip(log_std, math.log(config.min_action_std), upper)
+
+
+def max_action_std(config: NetworkConfig, iteration: jax.Array | None = None) -> jax.Array:
+    """The upper clamp of the action std at ``iteration`` []: ``max_action_std``, falling
+    geometrically to ``final_max_action_std`` over ``anneal_iterations``."""
+    high = jnp.asarray(config.max_action_std, jnp.float32)
+    if config.final_max_action_std is None or iteration is None:
+        return high
+    start, end = config.anneal_iterations
+    progress = jnp.clip((iteration - start) / (end - start), 0.0, 1.0)
+    return high * (config.final_max_action_std / config.max_action_std) ** progress
 
 
 def gaussian_log_prob(action: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:

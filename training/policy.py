@@ -88,12 +88,14 @@ def policy_network(config: TrainConfig, action_size: int,
 
 
 def policy_distribution(network: PolicyNetwork, params: Any, obs_stats: RunningStats,
-                        obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+                        obs: jax.Array, iteration: jax.Array | None = None
+                        ) -> tuple[jax.Array, jax.Array]:
     """(mean [..., A], clamped log_std [A]) of the Gaussian policy for raw observations
-    ``obs`` [..., O]."""
+    ``obs`` [..., O]; ``iteration`` [] sets the clamp of an annealed noise (see
+    ``NetworkConfig.final_max_action_std``)."""
     obs_n = normalize(obs_stats, obs, network.obs_clip)
     mean, log_std = network.module.apply(params, obs_n)
-    return mean, clamp_log_std(log_std, network.config)
+    return mean, clamp_log_std(log_std, network.config, iteration)
 
 
 def make_inference_fn(network: PolicyNetwork) -> Callable[[Any, RunningStats], PolicyFn]:

@@ -224,7 +224,9 @@ class MujocoBatch:
         measurements = eval_metrics.step_measurements(qpos_before, self.qpos, self.qvel,
                                               self.actuator_force, self.setup.command,
                                               self.frame, self.dofs)
-        self.acc = eval_metrics.accumulate(self.acc, measurements, measured, fell_now)
+        self.acc = eval_metrics.accumulate(self.acc, measurements, measured, fell_now,
+                                           window=eval_metrics.window_steps(
+                                               self.env.control_dt))
         if self.style_fn is not None:
             pairs = np.stack([previous_frame, self.frame], axis=1)
             style = np.asarray(self.style_fn(pairs))

@@ -81,6 +81,11 @@ class ReferenceStates:
         return jnp.minimum(index, self.num_frames - 1).astype(jnp.int32)
 
 
+NEVER_STEP = 2**30
+"""A control step no episode reaches: "never" for command, push and other schedules (the
+environment's own and evaluation's)."""
+
+
 @struct.dataclass
 class EpisodeConditions:
     """What an episode started by :meth:`Env.reset_under` is held to (one environment; every

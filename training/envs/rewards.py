@@ -8,6 +8,7 @@ the heading frame (the root's yaw only), so a tilted pelvis does not change the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import jax
@@ -19,7 +20,8 @@ class RewardWeights:
     """Weight per term (per control step; negative = penalty).
 
     Attributes:
-        tracking_lin_vel: exp(-|cmd_xy - v_xy|^2 / sigma_lin), heading frame.
+        tracking_lin_vel: exp(-|cmd_xy - v_xy|^2 / sigma_lin), heading frame; v is averaged
+            over ``RewardConfig.tracking_window_s``.
         tracking_ang_vel: exp(-(cmd_yaw - w_z)^2 / sigma_ang), world z.
         upright: |gravity_xy in the root frame|^2 (0 when upright).
         base_height: (root height - target)^2 [m^2].
@@ -74,6 +76,11 @@ class RewardConfig:
         air_time_target_s: Swing duration that earns zero air-time reward [s].
         min_command_speed_mps: Commanded planar speed below which air time is not rewarded.
         phase_height_sigma_m: Width of the ``feet_phase`` kernel [m].
+        tracking_window_s: Time constant [s] of the exponential average of the heading-frame
+            velocity that ``tracking_lin_vel`` scores; 0 scores the instantaneous velocity.
+            A stepping robot's root velocity swings within every stride (measured: a
+            per-step sideways std of 0.14-0.17 m/s at 1.3 Hz); scored per step, that swing
+            costs as much reward as a wrong mean speed and hides the speed error.
     """
 
     weights: RewardWeights = RewardWeights()
@@ -84,12 +91,23 @@ class RewardConfig:
     air_time_target_s: float = 0.2
     min_command_speed_mps: float = 0.05
     phase_height_sigma_m: float = 0.02
+    tracking_window_s: float = 0.0
 
 
 def tracking_lin_vel(command: jax.Array, lin_vel_heading: jax.Array, sigma: float) -> jax.Array:
     """Planar velocity tracking score in [0, 1]; command [3], lin_vel_heading [3] m/s."""
     error = jnp.sum(jnp.square(command[:2] - lin_vel_heading[:2]))
     return jnp.exp(-error / sigma)
+
+
+def averaged_velocity(previous: jax.Array, current: jax.Array, dt: float,
+                      window_s: float) -> jax.Array:
+    """One step of the exponential average [3] of a velocity (time constant ``window_s`` s,
+    control period ``dt`` s); ``window_s = 0`` returns ``current``."""
+    if window_s <= 0.0:
+        return current
+    weight = 1.0 - math.exp(-dt / window_s)
+    return previous + weight * (current - previous)
 
 
 def tracking_ang_vel(command: jax.Array, ang_vel_world: jax.Array, sigma: float) -> jax.Array:

@@ -57,7 +57,14 @@ from amp.features import FEATURE_DIM, ContactRule, amp_features, rotate_inverse
 from robots.config import ConfigError
 from training.envs import kinematics as kin
 from training.envs import rewards as rw
-from training.envs.base import Env, EpisodeConditions, ReferenceStates, State, tree_where
+from training.envs.base import (
+    NEVER_STEP,
+    Env,
+    EpisodeConditions,
+    ReferenceStates,
+    State,
+    tree_where,
+)
 from training.envs.randomization import (
     DomainFactors,
     RandomizationConfig,
@@ -66,9 +73,6 @@ from training.envs.randomization import (
     privileged_size,
     sample_factors,
 )
-
-_NEVER = 2**30
-"""A control step no episode reaches: "never" for the command and push schedules."""
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,7 @@ class WildRobotWalk(Env):
         else:
             factors = conditions.factors
             command = jnp.asarray(conditions.command, jnp.float32)
-            next_command_step = next_push_step = jnp.asarray(_NEVER, jnp.int32)
+            next_command_step = next_push_step = jnp.asarray(NEVER_STEP, jnp.int32)
         frame = self.amp_frame(data)
         no_action = jnp.zeros(self.action_size, jnp.float32)
         info: dict[str, Any] = {
@@ -353,6 +357,7 @@ class WildRobotWalk(Env):
             "next_push_step": next_push_step,
             "feet_air_time": jnp.zeros(2, jnp.float32),
             "last_foot_contact": self._foot_contact(frame),
+            "tracked_velocity": self._heading_velocity(data),
         }
         obs_key = jax.random.fold_in(rng, 1)
         clean_obs = self._clean_observation(data, no_action, command, step)
@@ -435,9 +440,13 @@ class WildRobotWalk(Env):
         done = fell | timed_out
 
         foot_contact = self._foot_contact(frame)
+        heading_vel = self._heading_velocity(data)
+        tracked_velocity = rw.averaged_velocity(info["tracked_velocity"], heading_vel,
+                                                self.control_dt,
+                                                self.config.rewards.tracking_window_s)
         terms, air_time = self._reward_terms(data, info, action, previous_action, gravity_local,
                                              frame[kin.FOOT_CONTACT], foot_contact, contact_vel,
-                                             fell)
+                                             fell, tracked_velocity)
         terms.update(self._gait_terms(data, foot_contact, step))
         # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
         terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
@@ -458,6 +467,7 @@ class WildRobotWalk(Env):
             "feet_air_time": air_time,
             "last_foot_contact": foot_contact,
             "amp_frame": frame,
+            "tracked_velocity": jnp.where(finite, tracked_velocity, 0.0),
         }
         clean_obs = self._clean_observation(data, action, command, step)
         continuing = state.replace(
@@ -468,7 +478,6 @@ class WildRobotWalk(Env):
         )
         next_state = tree_where(done, self.reset(reset_key), continuing)
 
-        heading_vel = self._heading_velocity(data)
         metrics = {
             **scaled,
             "forward_velocity_mps": jnp.where(finite, heading_vel[0], 0.0),
@@ -511,7 +520,7 @@ class WildRobotWalk(Env):
     def _reward_terms(self, data: mjx.Data, info: dict[str, Any], action: jax.Array,
                       previous_action: jax.Array, gravity_local: jax.Array,
                       point_contact: jax.Array, foot_contact: jax.Array,
-                      contact_vel: jax.Array, fell: jax.Array
+                      contact_vel: jax.Array, fell: jax.Array, tracked_velocity: jax.Array
                       ) -> tuple[dict[str, jax.Array], jax.Array]:
         cfg = self.config.rewards
         command = info["command"]
@@ -522,7 +531,7 @@ class WildRobotWalk(Env):
                                               cfg.air_time_target_s, moving)
         fell_f = fell.astype(jnp.float32)
         terms = {
-            "tracking_lin_vel": rw.tracking_lin_vel(command, self._heading_velocity(data),
+            "tracking_lin_vel": rw.tracking_lin_vel(command, tracked_velocity,
                                                     cfg.tracking_sigma_lin),
             "tracking_ang_vel": rw.tracking_ang_vel(command, ang_vel_world,
                                                     cfg.tracking_sigma_ang),
