@@ -123,6 +123,7 @@ class MujocoBatch:
         self.site_ids = np.asarray(env.robot.contact_site_ids)
         self.amp_joint_indices = np.asarray(spec.amp_joint_indices)
         self.dofs = eval_setup.actuator_dof_addresses(model)
+        self.window = eval_metrics.window_steps(env.control_dt)
         keyframe = default_qpos(env)
         self.default_ctrl = keyframe[model.jnt_qposadr[model.actuator_trnid[:, 0]]]
         self.joint_range = spec.joint_range_array()
@@ -225,8 +226,7 @@ class MujocoBatch:
                                               self.actuator_force, self.setup.command,
                                               self.frame, self.dofs)
         self.acc = eval_metrics.accumulate(self.acc, measurements, measured, fell_now,
-                                           window=eval_metrics.window_steps(
-                                               self.env.control_dt))
+                                           window=self.window)
         if self.style_fn is not None:
             pairs = np.stack([previous_frame, self.frame], axis=1)
             style = np.asarray(self.style_fn(pairs))
