@@ -9,7 +9,7 @@ stops improving, with a cap on iterations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import mink
@@ -118,6 +118,7 @@ class IKResult:
     qpos: np.ndarray
     iterations: np.ndarray
     relaxed_steps: int = 0
+    balance: dict[str, float] = field(default_factory=dict)  # retarget.balance's CoM errors
 
 
 class FloorLimit(mink.Limit):
@@ -259,7 +260,8 @@ class RobotIK:
 
     def solve_clip(self, tracks: list[TrackTargets], fps: float,
                    site_clearance: np.ndarray | None = None,
-                   root_path: np.ndarray | None = None) -> IKResult:
+                   root_path: np.ndarray | None = None,
+                   com_target: np.ndarray | None = None, com_cost: float = 0.0) -> IKResult:
         """Solve every frame of a clip.
 
         Args:
@@ -270,6 +272,8 @@ class RobotIK:
                 order) per frame [m]; None: 0 (the floor only).
             root_path: [T, 3] the human root path whose per-frame moves bound the robot
                 root's (``root_speed_ratio``); None: the root task's target positions.
+            com_target: [T, 2] horizontal centre-of-mass targets [m] (``retarget.balance``),
+                tracked with cost ``com_cost`` per metre; None: no CoM task.
 
         Returns:
             IKResult with qpos [T, nq] and iterations [T].
@@ -280,7 +284,11 @@ class RobotIK:
         num_frames = tracks[0].num_frames
         dt = 1.0 / fps
         self.relaxed_steps = 0
-        tasks = [self._make_task(track) for track in tracks]
+        tasks: list = [self._make_task(track) for track in tracks]
+        com_task = None
+        if com_target is not None:
+            com_task = mink.ComTask(cost=np.array([com_cost, com_cost, 0.0]))
+            tasks.append(com_task)
         qpos = np.zeros((num_frames, self.model.nq))
         iterations = np.zeros(num_frames, dtype=np.int32)
         root_target = tracks[0].wxyz_xyz[:, 4:] if root_path is None else root_path
@@ -293,7 +301,9 @@ class RobotIK:
         turn_slack = self.config.root_turn_slack_rad_s * dt
         joint_step = self.config.joint_speed_limit_rad_s * dt
         for t in range(num_frames):
-            self._set_targets(tasks, tracks, t)
+            self._set_targets(tasks[:len(tracks)], tracks, t)
+            if com_task is not None:
+                com_task.set_target(np.append(com_target[t], 0.0))
             self.floor_limit.set_clearance(None if site_clearance is None
                                            else site_clearance[t])
             if t == 0:

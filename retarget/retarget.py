@@ -25,6 +25,13 @@ import numpy as np
 
 import robots
 from retarget.amass import load_amass
+from retarget.balance import (
+    BalanceConfig,
+    com_positions,
+    com_target,
+    lateral_tilt,
+    sideways_only,
+)
 from retarget.body_model_base import DEFAULT_HEIGHT_M, BodyModel
 from retarget.body_models import make_body_model
 from retarget.bvh import BvhConfig, load_bvh
@@ -40,7 +47,7 @@ from retarget.contacts import (
 from retarget.gates import GateConfig, input_gates, motion_gates
 from retarget.gmr import write_gmr_pickle
 from retarget.human import HUMAN_MOTION_JOINTS, HumanClip, HumanMotion
-from retarget.ik import IKConfig, RobotIK, TrackTargets
+from retarget.ik import IKConfig, IKResult, RobotIK, TrackTargets
 from retarget.mapping import FootMapping, IKMapping, load_mapping
 from retarget.quality import (
     Keypoint,
@@ -124,6 +131,7 @@ class RetargetConfig:
         ground: Floor from stance.
         ik, contact, smoothing, quality, reject: Stage settings.
         gates: Plausibility gates (``retarget.gates``): rejects and flags with reasons.
+        balance: Centre-of-mass correction for the robot's feet (``retarget.balance``).
     """
 
     BOUNDS: ClassVar[dict[str, str]] = {"human_height_m": "> 0"}
@@ -142,6 +150,7 @@ class RetargetConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     reject: RejectConfig = field(default_factory=RejectConfig)
     gates: GateConfig = field(default_factory=GateConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.formats) - set(OUTPUT_FORMATS))
@@ -334,6 +343,8 @@ class Retargeter:
         root_points = [scaled.index(name) for name in self.mapping.frames[0].human]
         root_path = scaled.positions[:, root_points].mean(axis=1) if root_points else None
         solution = self.ik.solve_clip(tracks, fps, self._site_clearance(plans), root_path)
+        if self.config.balance.enabled:
+            solution = self._balanced(solution, tracks, plans, fps, root_path)
         qpos = self._smooth(solution.qpos, plans, fps)
         quality = self._quality(qpos, fps, poses, free_feet, plans, scaled)
         quality.update(scale=scaled.scale, ground_offset_m=scaled.ground_offset_m,
@@ -345,6 +356,7 @@ class Retargeter:
                        if len(solution.iterations) > 1 else 0.0,
                        ik_iterations_first_frame=int(solution.iterations[0]),
                        ik_relaxed_steps=int(solution.relaxed_steps),
+                       **{f"balance_{k}": v for k, v in solution.balance.items()},
                        joint_speed_at_limit_share=self._at_speed_limit(qpos, fps))
         self._check_usable(qpos, quality)
         gates = self._gates(qpos, fps, human, scaled, poses[0], quality)
@@ -374,6 +386,31 @@ class Retargeter:
                          self.geometry.site_in_body[foot.robot_toe_site],
                          sole_to_body(self.geometry, foot),
                          self.config.ik.floor_height_m, self.config.contact)
+
+    def _balanced(self, solution: IKResult, tracks: list[TrackTargets], plans: list[FootPlan],
+                  fps: float, root_path: np.ndarray | None) -> IKResult:
+        """Re-solve with a CoM task on the balanced path (``retarget.balance``); the result
+        records the CoM error before and after and the pelvis roll it took."""
+        config = self.config.balance
+        model = self.robot.model
+        sites = [[int(self.robot.contact_site_ids[i])
+                  for i, (foot, _) in enumerate(self._contact_sites) if foot == f]
+                 for f in range(len(self.mapping.feet))]
+        on_floor = [plan.contact.any(axis=1) for plan in plans]
+        target, com = com_target(model, solution.qpos, fps, on_floor[0], on_floor[1],
+                                 sites[0], sites[1], config)
+        target = sideways_only(target, com[:, :2], quat_yaw(tracks[0].wxyz_xyz[:, :4]))
+        error_before = float(np.linalg.norm(target - com[:, :2], axis=1).mean())
+        root = dataclasses.replace(tracks[0], orientation_cost=tracks[0].orientation_cost.copy())
+        root.orientation_cost[:, 0] = config.root_roll_cost
+        solution = self.ik.solve_clip([root, *tracks[1:]], fps, self._site_clearance(plans),
+                                      root_path, com_target=target, com_cost=config.com_cost)
+        com = com_positions(model, solution.qpos)
+        solution.balance = {
+            "com_error_before_m": error_before,
+            "com_error_after_m": float(np.linalg.norm(target - com[:, :2], axis=1).mean()),
+            "root_roll_std_deg": float(np.degrees(np.std(lateral_tilt(solution.qpos[:, 3:7]))))}
+        return solution
 
     def _frame_tracks(self, poses: list[PoseTrajectory]) -> list[TrackTargets]:
         tracks = []
