@@ -36,6 +36,7 @@ import mujoco
 import numpy as np
 from scipy.linalg import solve_banded
 
+from retarget.quality import frame_positions
 from robots.rotations import quat_rotate
 
 GRAVITY_MPS2 = 9.81
@@ -155,13 +156,10 @@ def com_target(model: mujoco.MjModel, qpos: np.ndarray, fps: float, left_contact
         left_sites, right_sites: Site ids whose mean is each foot's centre (heel and toe).
     """
     com = com_positions(model, qpos)
-    data = mujoco.MjData(model)
-    feet = np.empty((qpos.shape[0], 2, 2))
-    for t, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        feet[t, 0] = data.site_xpos[left_sites, :2].mean(axis=0)
-        feet[t, 1] = data.site_xpos[right_sites, :2].mean(axis=0)
+    _, sites = frame_positions(model, qpos, np.zeros(0, dtype=int),
+                               np.array([*left_sites, *right_sites]))
+    feet = np.stack([sites[:, :len(left_sites), :2].mean(axis=1),
+                     sites[:, len(left_sites):, :2].mean(axis=1)], axis=1)
     weight = support_weight(left_contact, right_contact, fps, config.transfer_s)
     zmp = zmp_reference(weight, feet[:, 0], feet[:, 1])
     return lipm_com(zmp, fps, float(com[:, 2].mean())), com

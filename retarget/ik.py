@@ -9,7 +9,7 @@ stops improving, with a cap on iterations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import mink
@@ -118,7 +118,6 @@ class IKResult:
     qpos: np.ndarray
     iterations: np.ndarray
     relaxed_steps: int = 0
-    balance: dict[str, float] = field(default_factory=dict)  # retarget.balance's CoM errors
 
 
 class FloorLimit(mink.Limit):

@@ -343,8 +343,9 @@ class Retargeter:
         root_points = [scaled.index(name) for name in self.mapping.frames[0].human]
         root_path = scaled.positions[:, root_points].mean(axis=1) if root_points else None
         solution = self.ik.solve_clip(tracks, fps, self._site_clearance(plans), root_path)
+        balance: dict[str, float] = {}
         if self.config.balance.enabled:
-            solution = self._balanced(solution, tracks, plans, fps, root_path)
+            solution, balance = self._balanced(solution, tracks, plans, fps, root_path)
         qpos = self._smooth(solution.qpos, plans, fps)
         quality = self._quality(qpos, fps, poses, free_feet, plans, scaled)
         quality.update(scale=scaled.scale, ground_offset_m=scaled.ground_offset_m,
@@ -356,7 +357,7 @@ class Retargeter:
                        if len(solution.iterations) > 1 else 0.0,
                        ik_iterations_first_frame=int(solution.iterations[0]),
                        ik_relaxed_steps=int(solution.relaxed_steps),
-                       **{f"balance_{k}": v for k, v in solution.balance.items()},
+                       **{f"balance_{k}": v for k, v in balance.items()},
                        joint_speed_at_limit_share=self._at_speed_limit(qpos, fps))
         self._check_usable(qpos, quality)
         gates = self._gates(qpos, fps, human, scaled, poses[0], quality)
@@ -388,9 +389,9 @@ class Retargeter:
                          self.config.ik.floor_height_m, self.config.contact)
 
     def _balanced(self, solution: IKResult, tracks: list[TrackTargets], plans: list[FootPlan],
-                  fps: float, root_path: np.ndarray | None) -> IKResult:
-        """Re-solve with a CoM task on the balanced path (``retarget.balance``); the result
-        records the CoM error before and after and the pelvis roll it took."""
+                  fps: float, root_path: np.ndarray | None) -> tuple[IKResult, dict[str, float]]:
+        """Re-solve with a CoM task on the balanced path (``retarget.balance``); returns the
+        new solution and the CoM error before and after and the pelvis roll it took."""
         config = self.config.balance
         model = self.robot.model
         sites = [[int(self.robot.contact_site_ids[i])
@@ -406,11 +407,10 @@ class Retargeter:
         solution = self.ik.solve_clip([root, *tracks[1:]], fps, self._site_clearance(plans),
                                       root_path, com_target=target, com_cost=config.com_cost)
         com = com_positions(model, solution.qpos)
-        solution.balance = {
+        return solution, {
             "com_error_before_m": error_before,
             "com_error_after_m": float(np.linalg.norm(target - com[:, :2], axis=1).mean()),
             "root_roll_std_deg": float(np.degrees(np.std(lateral_tilt(solution.qpos[:, 3:7]))))}
-        return solution
 
     def _frame_tracks(self, poses: list[PoseTrajectory]) -> list[TrackTargets]:
         tracks = []
