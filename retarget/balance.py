@@ -24,7 +24,10 @@ The fix, per clip, after the first IK pass:
    the human's) and a weak pelvis-roll cost. WildRobot has no ankle roll, so a flat stance
    foot keeps its leg upright in the frontal plane: shifting the pelvis sideways is out of
    reach (tried: the CoM error fell only from 3.6 to 3.1 cm) and the CoM gets over the stance
-   foot by rolling the pelvis about the stance hip, as the simulated policy does.
+   foot by rolling the pelvis about the stance hip, as the simulated policy does. The joints
+   off the root-to-feet chains (waist, arms) are held at the first pass's angles
+   (``upper_body_hold_cost``): left free, the CoM task swung them instead (measured: the
+   waist-yaw rate's std rose from 0.28 to 1.15 rad/s on the default walks, 4x the human's).
 """
 
 from __future__ import annotations
@@ -54,15 +57,34 @@ class BalanceConfig:
         root_roll_cost: Cost per radian of the pelvis roll in the second pass (the first
             pass's is the mapping's): without ankle roll the robot can move its CoM over the
             stance foot only by rolling the pelvis about the stance hip.
+        upper_body_hold_cost: Cost per radian holding every joint off the root-to-feet
+            chains (:func:`upper_body_dofs`) at its first-pass angle in the second pass; 0
+            lets the CoM task move them.
     """
 
     BOUNDS: ClassVar[dict[str, str]] = {"transfer_s": "> 0", "com_cost": "> 0",
-                                        "root_roll_cost": ">= 0"}
+                                        "root_roll_cost": ">= 0", "upper_body_hold_cost": ">= 0"}
 
     enabled: bool = False
     transfer_s: float = 0.25
     com_cost: float = 30.0
     root_roll_cost: float = 0.3
+    upper_body_hold_cost: float = 10.0
+
+
+def upper_body_dofs(model: mujoco.MjModel, foot_bodies: list[str]) -> np.ndarray:
+    """Velocity indices [k] of the hinge and slide joints on no chain from the root to a foot
+    body (waist, arms, head): the joints that move the CoM without moving a foot."""
+    leg_bodies: set[int] = set()
+    for name in foot_bodies:
+        body = model.body(name).id
+        while body > 0:
+            leg_bodies.add(body)
+            body = int(model.body_parentid[body])
+    free = (int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_BALL))
+    return np.array([int(model.jnt_dofadr[j]) for j in range(model.njnt)
+                     if int(model.jnt_type[j]) not in free
+                     and int(model.jnt_bodyid[j]) not in leg_bodies], dtype=int)
 
 
 def support_weight(left: np.ndarray, right: np.ndarray, fps: float,

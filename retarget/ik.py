@@ -260,7 +260,9 @@ class RobotIK:
     def solve_clip(self, tracks: list[TrackTargets], fps: float,
                    site_clearance: np.ndarray | None = None,
                    root_path: np.ndarray | None = None,
-                   com_target: np.ndarray | None = None, com_cost: float = 0.0) -> IKResult:
+                   com_target: np.ndarray | None = None, com_cost: float = 0.0,
+                   hold_qpos: np.ndarray | None = None,
+                   hold_cost: np.ndarray | None = None) -> IKResult:
         """Solve every frame of a clip.
 
         Args:
@@ -273,6 +275,8 @@ class RobotIK:
                 root's (``root_speed_ratio``); None: the root task's target positions.
             com_target: [T, 2] horizontal centre-of-mass targets [m] (``retarget.balance``),
                 tracked with cost ``com_cost`` per metre; None: no CoM task.
+            hold_qpos: [T, nq] a posture per frame that joints are held at, with
+                ``hold_cost`` [nv] per radian (zero entries free their joints); None: none.
 
         Returns:
             IKResult with qpos [T, nq] and iterations [T].
@@ -288,6 +292,10 @@ class RobotIK:
         if com_target is not None:
             com_task = mink.ComTask(cost=np.array([com_cost, com_cost, 0.0]))
             tasks.append(com_task)
+        hold_task = None
+        if hold_qpos is not None:
+            hold_task = mink.PostureTask(self.model, cost=hold_cost)
+            tasks.append(hold_task)
         qpos = np.zeros((num_frames, self.model.nq))
         iterations = np.zeros(num_frames, dtype=np.int32)
         root_target = tracks[0].wxyz_xyz[:, 4:] if root_path is None else root_path
@@ -303,6 +311,8 @@ class RobotIK:
             self._set_targets(tasks[:len(tracks)], tracks, t)
             if com_task is not None:
                 com_task.set_target(np.append(com_target[t], 0.0))
+            if hold_task is not None:
+                hold_task.set_target(hold_qpos[t])
             self.floor_limit.set_clearance(None if site_clearance is None
                                            else site_clearance[t])
             if t == 0:

@@ -31,6 +31,7 @@ from retarget.balance import (
     com_target,
     lateral_tilt,
     sideways_only,
+    upper_body_dofs,
 )
 from retarget.body_model_base import DEFAULT_HEIGHT_M, BodyModel
 from retarget.body_models import make_body_model
@@ -404,8 +405,12 @@ class Retargeter:
         error_before = float(np.linalg.norm(target - com[:, :2], axis=1).mean())
         root = dataclasses.replace(tracks[0], orientation_cost=tracks[0].orientation_cost.copy())
         root.orientation_cost[:, 0] = config.root_roll_cost
+        hold_cost = np.zeros(model.nv)
+        hold_cost[upper_body_dofs(model, [foot.robot_body for foot in self.mapping.feet])] = (
+            config.upper_body_hold_cost)
         solution = self.ik.solve_clip([root, *tracks[1:]], fps, self._site_clearance(plans),
-                                      root_path, com_target=target, com_cost=config.com_cost)
+                                      root_path, com_target=target, com_cost=config.com_cost,
+                                      hold_qpos=solution.qpos, hold_cost=hold_cost)
         com = com_positions(model, solution.qpos)
         return solution, {
             "com_error_before_m": error_before,

@@ -17,6 +17,7 @@ from mujoco import mjx
 
 from robots.config import ConfigError
 from training import envs
+from training.envs import kinematics
 from training.envs.base import EpisodeConditions
 from training.envs.randomization import nominal_factors
 
@@ -76,6 +77,8 @@ def test_overrides_are_typed_and_unknown_keys_list_valid_ones() -> None:
         envs.load("wildrobot_walk", {"rewards": {"weights": {"torqe": 1.0}}})
     with pytest.raises(ConfigError, match="evenly"):
         envs.load("wildrobot_walk", {"sim_dt": 0.003})
+    with pytest.raises(ConfigError, match=r"action_filter_alpha=1.0 must lie in \[0, 1\)"):
+        envs.load("wildrobot_walk", {"action_filter_alpha": 1.0})
 
 
 def test_contract_attributes(walk: Jitted) -> None:
@@ -297,21 +300,24 @@ def test_commands_are_resampled_within_ranges(walk: Jitted) -> None:
     np.testing.assert_array_equal(after.obs[:, -3:], after_cmd)  # command is not noised
 
 
-def test_speed_is_scored_on_the_averaged_velocity() -> None:
+def test_speed_and_yaw_rate_are_scored_on_their_averages() -> None:
     """With ``tracking_window_s`` the tracking term scores the exponential average of the
     heading velocity, carried in ``info``: from an average of 0.3 m/s at the commanded
     0.3 m/s, one step of standing still moves it by (1 - e^(-dt/tau)) of the way to the new
-    velocity, and the term is exp(-|cmd - average|^2 / sigma) of that."""
+    velocity, and the term is exp(-|cmd - average|^2 / sigma) of that. The yaw rate likewise
+    with ``yaw_tracking_window_s`` (here 1 s, from an average at the commanded 0.4 rad/s)."""
     env = envs.load("wildrobot_walk", {"rewards.tracking_window_s": 0.5,
+                                       "rewards.yaw_tracking_window_s": 1.0,
                                        "randomization.enabled": False,
                                        "noise.enabled": False})
     rewards = env.config.rewards
     start = jax.jit(env.reset_under)
     step = jax.jit(env.step)
-    command = jnp.array([0.3, 0.0, 0.0])
+    command = jnp.array([0.3, 0.0, 0.4])
     conditions = EpisodeConditions(command=command, factors=env.nominal_factors())
     state = start(jax.random.PRNGKey(0), conditions)
-    state = state.replace(info={**state.info, "tracked_velocity": jnp.array([0.3, 0.0, 0.0])})
+    state = state.replace(info={**state.info, "tracked_velocity": jnp.array([0.3, 0.0, 0.0]),
+                                "tracked_yaw_rate": jnp.array(0.4)})
     after = step(state, jnp.zeros(env.action_size))
     velocity = np.asarray(env._heading_velocity(after.data))
     weight = 1.0 - np.exp(-env.control_dt / 0.5)
@@ -321,6 +327,14 @@ def test_speed_is_scored_on_the_averaged_velocity() -> None:
     score = np.exp(-error_sq / rewards.tracking_sigma_lin)
     assert float(after.metrics["tracking_lin_vel"]) == pytest.approx(
         rewards.weights.tracking_lin_vel * score, rel=1e-5)
+    yaw_rate = float(kinematics.yaw_rate_world(np.asarray(after.data.qpos),
+                                               np.asarray(after.data.qvel)))
+    expected_yaw = 0.4 + (1.0 - np.exp(-env.control_dt / 1.0)) * (yaw_rate - 0.4)
+    assert float(after.info["tracked_yaw_rate"]) == pytest.approx(expected_yaw, abs=1e-6)
+    assert float(after.metrics["tracking_ang_vel"]) == pytest.approx(
+        rewards.weights.tracking_ang_vel
+        * np.exp(-(0.4 - expected_yaw) ** 2 / rewards.tracking_sigma_ang), rel=1e-5)
+    assert abs(yaw_rate - 0.4) > 0.3  # standing still: per step the term would be far lower
     # The instantaneous velocity of a robot standing still is far from 0.3 m/s; the average
     # after one step is not, so the term is near its maximum.
     assert abs(velocity[0]) < 0.1 and score > 0.95

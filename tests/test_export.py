@@ -69,6 +69,7 @@ def test_onnx_policy_matches_the_jax_policy(tiny, snapshot, tmp_path: Path) -> N
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["robot"] == "wildrobot" and json.loads(meta["iteration"]) == 1
     assert json.loads(meta["action_scale_rad"]) == 0.5
+    assert json.loads(meta["action_filter_alpha"]) == 0.0
     layout = json.loads(meta["observation_layout"])
     assert sum(size for _, size in layout) == 42
     assert meta["dataset_content_sha256"] == snapshot.dataset_sha256

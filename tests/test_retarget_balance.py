@@ -15,6 +15,7 @@ from retarget.balance import (
     lipm_com,
     sideways_only,
     support_weight,
+    upper_body_dofs,
     zmp_reference,
 )
 from retarget.retarget import RetargetConfig, Retargeter
@@ -107,9 +108,10 @@ def walk_both_ways(tmp_path_factory):
                                                   (3, 0)).arrays)
     robot = load_for_kinematics("wildrobot")
     out = {}
-    for enabled in (False, True):
-        retargeter = Retargeter(RetargetConfig(balance=BalanceConfig(enabled=enabled)))
-        motion = retargeter.retarget_file(path).motion
+    configs = {False: BalanceConfig(enabled=False), True: BalanceConfig(enabled=True),
+               "free upper body": BalanceConfig(enabled=True, upper_body_hold_cost=0.0)}
+    for enabled, balance in configs.items():
+        motion = Retargeter(RetargetConfig(balance=balance)).retarget_file(path).motion
         clip = convert_motion(motion, robot, ConvertConfig(), "walk")
         out[enabled] = (motion, clip, assess_clip(clip, robot, FeasibilityConfig()))
     return out
@@ -130,6 +132,32 @@ def test_the_balance_pass_moves_the_com_onto_its_path_and_the_robot_sways(walk_b
     assert quality["foot_skate_mps"] < 0.02
     assert quality["root_travel_ratio"] == pytest.approx(plain.quality["root_travel_ratio"],
                                                          abs=0.05)
+
+
+def test_the_upper_body_is_the_joints_off_the_leg_chains():
+    model = load_for_kinematics("wildrobot").model
+    dofs = upper_body_dofs(model, ["left_foot", "right_foot"])
+    names = [model.joint(int(model.dof_jntid[d])).name for d in dofs]
+    assert names == ["waist_yaw", "left_shoulder_pitch", "right_shoulder_pitch"]
+    assert upper_body_dofs(model, []).size == model.njnt - 1  # every hinge but the free joint
+
+
+def _waist_rate_std(motion) -> float:
+    waist = 7 + list(motion.joint_names).index("waist_yaw")
+    return float(np.std(np.diff(motion.qpos[:, waist]) * motion.fps))
+
+
+def test_the_balance_pass_holds_the_waist_and_arms(walk_both_ways):
+    """Left free, the CoM task swings the waist (measured on the default walks: its rate's std
+    rose from 0.28 to 1.15 rad/s); held at the first pass's angles, it stays the human's."""
+    plain = _waist_rate_std(walk_both_ways[False][0])
+    held = _waist_rate_std(walk_both_ways[True][0])
+    free = _waist_rate_std(walk_both_ways["free upper body"][0])
+    assert free > 2.0 * plain
+    assert held < 1.5 * plain
+    free_quality = walk_both_ways["free upper body"][0].quality
+    assert walk_both_ways[True][0].quality["balance_com_error_after_m"] < (
+        1.5 * free_quality["balance_com_error_after_m"])  # holding them costs little balance
 
 
 def test_the_balanced_walk_needs_less_hand_of_god_force(walk_both_ways):

@@ -118,6 +118,34 @@ def test_resume_is_bit_for_bit_equal_to_an_uninterrupted_run(run, tmp_path: Path
     np.testing.assert_array_equal(column(rows, "task_reward"), column(run.rows, "task_reward"))
 
 
+def test_a_warm_start_with_unchanged_settings_continues_like_a_resume(run, tmp_path: Path):
+    """``init_from`` restores every leaf the checkpoint holds and continues from its
+    iteration, so with the same config it equals the uninterrupted run bit for bit."""
+    paths = RunPaths.under(tmp_path / "warm")
+    warm = train(run.config, run.dataset, paths, env=run.env, progress=False,
+                 init_from=run.paths.checkpoints / "iter_00000008")
+    assert warm.iteration == 12
+    for a, b in zip(jax.tree_util.tree_leaves(jax.device_get(run.result.state)),
+                    jax.tree_util.tree_leaves(jax.device_get(warm.state)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with paths.progress_csv.open() as f:
+        assert [int(r["iteration"]) for r in csv.DictReader(f)] == [9, 10, 11, 12]
+
+
+def test_warm_start_keeps_new_leaves_fresh_and_refuses_other_shapes(tmp_path: Path) -> None:
+    stored = {"policy": jnp.arange(3.0), "step": jnp.asarray(7, jnp.int32)}
+    folder = ckpt.save_checkpoint(tmp_path, stored, 7, {"run_id": "x"})
+    template = {"policy": jnp.zeros(3), "step": jnp.asarray(0, jnp.int32),
+                "filter": jnp.full(2, 5.0)}
+    state, meta, kept = ckpt.load_matching(folder, template)
+    np.testing.assert_array_equal(state["policy"], [0.0, 1.0, 2.0])
+    assert int(state["step"]) == 7 and meta["iteration"] == 7
+    np.testing.assert_array_equal(state["filter"], [5.0, 5.0])
+    assert kept == ["['filter']"]
+    with pytest.raises(ckpt.CheckpointError, match=r"\['policy'\] \(3,\) float32 does not match"):
+        ckpt.load_matching(folder, {**template, "policy": jnp.zeros(4)})
+
+
 def test_resume_refuses_another_dataset_unless_allowed(run, tmp_path: Path) -> None:
     paths = RunPaths.under(tmp_path / "run")
     train(run.config, run.dataset, paths, env=run.env, stop_at=2, progress=False)

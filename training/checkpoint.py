@@ -332,6 +332,40 @@ def load_checkpoint(path: str | Path, template: Any) -> tuple[Any, dict[str, Any
     return jax.tree_util.tree_unflatten(treedef, leaves), meta
 
 
+def load_matching(path: str | Path, template: Any) -> tuple[Any, dict[str, Any], list[str]]:
+    """Warm start: ``template`` with every leaf the checkpoint holds under the same path
+    replaced by the stored value; leaves it does not hold keep the template's.
+
+    For continuing a run under changed settings (a new reward term, an action filter): the
+    networks, normalizers, optimizer and replay buffer carry over, a new piece of
+    environment state starts fresh.
+
+    Returns:
+        (state, the checkpoint's meta, the paths of the leaves kept from ``template``).
+    Raises:
+        CheckpointError: damaged files, non-finite values, or a leaf stored under one of the
+            template's paths with another shape or dtype (another network size).
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    verify_files(path)
+    stored = read_state_arrays(path)
+    by_path = {record["path"]: (i, record) for i, record in enumerate(meta["leaves"])}
+    flat, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves, kept = [], []
+    for key, like in flat:
+        name = _leaf_path(key)
+        if name not in by_path:
+            leaves.append(like)
+            kept.append(name)
+            continue
+        i, record = by_path[name]
+        value = stored[f"leaf_{i:05d}"]
+        check_finite_leaves(path, [(name, value)])
+        leaves.append(_restore_leaf(value, like, key, record, path))
+    return jax.tree_util.tree_unflatten(treedef, leaves), meta, kept
+
+
 def _restore_leaf(value: np.ndarray, like: Any, key: tuple[Any, ...], record: dict[str, Any],
                   path: Path) -> Any:
     name = _leaf_path(key)

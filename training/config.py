@@ -261,7 +261,10 @@ WALK_ENV_OVERRIDES: tuple[tuple[str, Any], ...] = (
   (0.14-0.17 m/s sideways) cost as much reward as its 0.11-0.17 m/s too-fast mean speed.
   Yaw rate stays scored per step. (Doubling its weight to 1.5 together with a lower action
   noise left the policy standing still at 1.1 M steps, where the earlier run had begun to
-  step.)"""
+  step.) Tried and not kept: the yaw rate averaged over 0.5 s on a 0.1 (rad/s)^2 kernel
+  (``rewards.yaw_tracking_window_s``), together with the noise annealed to 0.08 by iteration
+  1100. That run twisted its pelvis within every stride (yaw error 0.73 rad/s per step
+  against 0.40) at 32.9 W against 17.4, for a windowed yaw error of 0.20 against 0.23."""
 
 WALK_AMP = AmpConfig(
     hidden=(512, 256),
@@ -295,7 +298,15 @@ lateral speed 0.20 against 0.03 m/s. The same checkpoint's deterministic rollout
 style reward of 0.54, its training rollouts 0.21: the style reward priced the noise, not the
 gait. Starting at 0.15 instead left the policy standing still at 1.1 M steps (it had begun
 to step by then at 0.4), hence the anneal. 0.15 is a target jitter of about 0.075 rad per
-step, near the 0.05-0.1 rad of fixed-noise AMP setups."""
+step, near the 0.05-0.1 rad of fixed-noise AMP setups. Lower did not help: annealed to 0.08
+(by iteration 1100), the replay buffer's root pitch and yaw rates stayed at 5x the data's
+std (0.82 and 1.61 against 0.17 and 0.34 rad/s; 0.92 and 1.60 at 0.13), because by then
+most of the jitter is the mean policy's own (its deterministic rollouts: 0.50 and 0.78).
+
+``env.action_filter_alpha`` 0.5 (a 5.5 Hz first-order low-pass of the joint targets) is not
+in the preset yet: measured only as a 300-iteration warm start from iteration 1100, where it
+cut the power from 33.8 to 21.0 W and the replay's pitch-rate std from 0.82 to 0.72, but
+left the discriminator's policy accuracy at 0.995 and tracking slightly worse."""
 
 PRESETS: dict[str, TrainConfig] = {
     "cpu-smoke": TrainConfig(

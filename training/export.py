@@ -9,8 +9,9 @@ The graph (built node by node with ``onnx.helper``, opset 17) is the deployed po
       -> clipped to ±action_clip                       as the environment clips it
     action [batch, A] float32                          deterministic mean action
 
-The robot then applies ``target = default_joint_pos + action_scale_rad * action`` (both stored in
-the model's metadata, with the observation layout and control period).
+The robot then applies ``target = default_joint_pos + action_scale_rad * u`` with ``u`` the action,
+low-passed as ``u = alpha * u_prev + (1 - alpha) * action`` when ``action_filter_alpha`` > 0 (all
+stored in the model's metadata, with the observation layout and control period).
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ def snapshot_metadata(snapshot: Any) -> dict[str, Any]:
         "default_joint_pos_rad": [float(v) for v in keyframe[actuator_qpos]],
         "action_scale_rad": float(getattr(env.config, "action_scale_rad", 1.0)),
         "action_clip": snapshot.action_clip,
+        # targets low-passed on the robot: u = alpha * u_prev + (1 - alpha) * action (0: none)
+        "action_filter_alpha": float(getattr(env.config, "action_filter_alpha", 0.0)),
     }
 
 

@@ -1,7 +1,8 @@
 """Sim-to-sim: the same policy and scenarios in plain MuJoCo (C, ``mujoco.mj_step`` on the CPU).
 
 The environment's step is mirrored here in numpy, piece by piece: the action is clipped, goes
-through the same latency buffer and becomes servo targets ``default + scale * action``; pushes,
+through the same latency buffer (and the same low-pass, ``action_filter_alpha``) and becomes
+servo targets ``default + scale * action``; pushes,
 friction, masses and actuator strength are the scenario's, applied to a per-episode copy of the
 model by the environment's own ``training.envs.randomization.factor_fields``;
 ``control_dt / sim_dt`` physics steps follow, then kinematics; the AMP frame is
@@ -129,6 +130,7 @@ class MujocoBatch:
         self.joint_range = spec.joint_range_array()
         self.action_clip = float(cfg.action_clip)
         self.action_scale = float(cfg.action_scale_rad)
+        self.filter_alpha = float(getattr(cfg, "action_filter_alpha", 0.0))
         self.style_fn = style_fn
         self.t = 0
         self.trajectory: list[np.ndarray] = []
@@ -168,6 +170,7 @@ class MujocoBatch:
         num, nu = self.num_episodes, self.env.action_size
         latency_slots = int(self.setup.latency_steps.max()) + 1
         self.history = np.zeros((num, latency_slots, nu), np.float32)
+        self.filtered = np.zeros((num, nu), np.float32)
         self.last_action = np.zeros((num, nu), np.float32)
         self.frame = self._frames(np.zeros_like(self.contact_pos))
         self.acc = eval_metrics.init_accumulator(num, nu)
@@ -241,7 +244,9 @@ class MujocoBatch:
         """Episode ``e``'s control step; True when MuJoCo reported a diverged simulation."""
         model, data = self.models[e], self.datas[e]
         latency = int(self.setup.latency_steps[e])
-        data.ctrl[:] = self.default_ctrl + self.action_scale * self.history[e, latency]
+        alpha, rest = np.float32(self.filter_alpha), np.float32(1.0 - self.filter_alpha)
+        self.filtered[e] = alpha * self.filtered[e] + rest * self.history[e, latency]
+        data.ctrl[:] = self.default_ctrl + self.action_scale * self.filtered[e]
         data.xfrc_applied[self.root_body, :3] = self._push(e)
         warning = mujoco.mjtWarning.mjWARN_BADQACC
         bad_before = data.warning[warning].number

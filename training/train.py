@@ -58,6 +58,7 @@ from training.iteration import (
     param_leaf_paths,
     training_iteration,
 )
+from training.policy import resolve_checkpoint
 from training.run_log import RunLog, write_final_metrics
 from training.rundir import prepare_run_dir, run_id
 from training.train_state import Networks, TrainState, init_train_state, make_networks
@@ -361,6 +362,17 @@ class Runner:
                        out_shardings=self.shardings)
         return init()
 
+    def warm_start(self, path: Path) -> tuple[TrainState, int]:
+        """This run's fresh state with every leaf checkpoint ``path`` holds (matched by
+        path) restored; returns it and the checkpoint's iteration, which the run continues
+        from (so the noise anneal and learning-rate schedules do too)."""
+        fresh = self.fresh_state()
+        state, meta, kept = ckpt.load_matching(path, jax.device_get(fresh))
+        if kept:
+            print(f"note: {path} holds no {', '.join(kept)}; starting those fresh",
+                  file=sys.stderr)
+        return jax.device_put(state, self.shardings), int(meta["iteration"])
+
     def restore(self, path: Path, allow_data_mismatch: bool) -> TrainState:
         meta = ckpt.read_meta(path)
         check_resume_compatible(meta, self.config, self.dataset.content_sha256,
@@ -415,7 +427,8 @@ def train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *
 
 def _train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, *,
            env: Env | None = None, resume: bool = False, allow_data_mismatch: bool = False,
-           stop_at: int | None = None, progress: bool = True) -> TrainResult:
+           init_from: Path | None = None, stop_at: int | None = None,
+           progress: bool = True) -> TrainResult:
     """Train (or, with ``resume``, continue from the newest checkpoint in ``paths``).
 
     Args:
@@ -426,6 +439,8 @@ def _train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, 
             with the dataset's rule; see :func:`prepare`).
         resume: Continue from ``paths.checkpoints``' newest checkpoint.
         allow_data_mismatch: Resume even if the dataset's content hash differs.
+        init_from: Start a new run from this checkpoint (or run directory) under ``config``:
+            a warm start (:meth:`Runner.warm_start`), not a resume; ignored with ``resume``.
         stop_at: Stop (with a checkpoint) after this iteration, as if interrupted there.
         progress: Show a progress bar.
     Raises:
@@ -438,6 +453,8 @@ def _train(config: TrainConfig, data: str | Path | AmpDataset, paths: RunPaths, 
         latest = ckpt.require_good_checkpoint(paths.checkpoints)  # skips damaged ones, saying so
         state = run.restore(latest, allow_data_mismatch)
         start = int(ckpt.read_meta(latest)["iteration"])
+    elif init_from is not None:
+        state, start = run.warm_start(resolve_checkpoint(init_from))
     else:
         state = run.fresh_state()
     end = min(config.num_iterations, stop_at if stop_at is not None else config.num_iterations)
@@ -512,6 +529,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "--out is refused otherwise)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config field (repeatable)")
+    parser.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="start a new run from this checkpoint's networks, normalizers and "
+                             "buffers under this config (a warm start; --set what changes)")
     parser.add_argument("--allow-data-mismatch", action="store_true",
                         help="resume although --data differs from the checkpoint's dataset")
     parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"),
@@ -545,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(args)
         result = train(config, args.data, paths, resume=args.resume, overwrite=args.overwrite,
                        allow_data_mismatch=args.allow_data_mismatch,
-                       progress=not args.no_progress)
+                       init_from=args.init_from, progress=not args.no_progress)
     except NonFiniteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

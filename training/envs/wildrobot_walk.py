@@ -16,8 +16,11 @@ Change ``sim_dt`` in the config (it must divide ``control_dt``); the measured co
 step scales with the substep count.
 
 Action [nu]: joint position targets as offsets from the standing pose,
-``target = default + action_scale_rad * clip(action, -action_clip, action_clip)``; the MJCF
-position servos clamp torque to ±4 N·m (times the randomized strength).
+``target = default + action_scale_rad * u`` with ``u`` the clipped action (after the
+randomized latency), low-passed when ``action_filter_alpha`` > 0:
+``u_t = alpha * u_(t-1) + (1 - alpha) * clip(action_t, -action_clip, action_clip)``, from
+``u = 0`` at reset. The MJCF position servos clamp torque to ±4 N·m (times the randomized
+strength).
 
 Policy observation (``WildRobotWalk.observation_layout``; 42 numbers for WildRobot):
 
@@ -161,6 +164,9 @@ class WalkConfig:
             height) the base-height target unless ``rewards.base_height_target_m`` is set.
         action_scale_rad: Joint target offset per unit action [rad].
         action_clip: Actions are clipped to ±this before use.
+        action_filter_alpha: First-order low-pass of the joint targets (the module docstring),
+            in [0, 1): 0 applies each action as is. The discriminator is shown the stochastic
+            rollouts, whose 50 Hz target jitter the human data never has.
         reset_joint_noise_rad: Uniform noise on the standing joint angles at reset [rad].
         reference_init_fraction: Share of episodes that start from a random reference frame
             (reference-state initialization) instead of the standing pose. Only used once
@@ -181,6 +187,7 @@ class WalkConfig:
     default_keyframe: str = "stand"
     action_scale_rad: float = 0.5
     action_clip: float = 1.0
+    action_filter_alpha: float = 0.0
     reset_joint_noise_rad: float = 0.05
     reference_init_fraction: float = 0.0
     contact: ContactRule = ContactRule()
@@ -244,6 +251,9 @@ class WildRobotWalk(Env):
         if not 0.0 <= config.reference_init_fraction <= 1.0:
             raise ConfigError(f"reference_init_fraction={config.reference_init_fraction} "
                               "must lie in [0, 1]")
+        if not 0.0 <= config.action_filter_alpha < 1.0:
+            raise ConfigError(f"action_filter_alpha={config.action_filter_alpha} must lie in "
+                              "[0, 1)")
 
         self.observation_size = sum(size for _, size in self.observation_layout())
         self.privileged_observation_size = sum(
@@ -352,12 +362,14 @@ class WildRobotWalk(Env):
             "amp_frame": frame,
             "domain": factors,
             "action_history": jnp.zeros((self._latency_slots, self.action_size), jnp.float32),
+            "filtered_action": jnp.zeros(self.action_size, jnp.float32),
             "push_force": jnp.zeros(3, jnp.float32),
             "push_steps_left": jnp.zeros((), jnp.int32),
             "next_push_step": next_push_step,
             "feet_air_time": jnp.zeros(2, jnp.float32),
             "last_foot_contact": self._foot_contact(frame),
             "tracked_velocity": self._heading_velocity(data),
+            "tracked_yaw_rate": kin.yaw_rate_world(data.qpos, data.qvel, jnp),
         }
         obs_key = jax.random.fold_in(rng, 1)
         clean_obs = self._clean_observation(data, no_action, command, step)
@@ -425,7 +437,9 @@ class WildRobotWalk(Env):
         factors: DomainFactors = info["domain"]
         previous_action = info["action_history"][0]
         history = jnp.concatenate([action[None], info["action_history"][:-1]], axis=0)
-        ctrl = self._default_ctrl + self.config.action_scale_rad * history[factors.latency_steps]
+        alpha = self.config.action_filter_alpha
+        filtered = alpha * info["filtered_action"] + (1.0 - alpha) * history[factors.latency_steps]
+        ctrl = self._default_ctrl + self.config.action_scale_rad * filtered
 
         push_force, push_info = self._push(info, push_key)
         xfrc = state.data.xfrc_applied.at[self._root_body, :3].set(push_force)
@@ -444,9 +458,13 @@ class WildRobotWalk(Env):
         tracked_velocity = rw.averaged_velocity(info["tracked_velocity"], heading_vel,
                                                 self.control_dt,
                                                 self.config.rewards.tracking_window_s)
+        tracked_yaw_rate = rw.averaged_velocity(info["tracked_yaw_rate"],
+                                                kin.yaw_rate_world(data.qpos, data.qvel, jnp),
+                                                self.control_dt,
+                                                self.config.rewards.yaw_tracking_window_s)
         terms, air_time = self._reward_terms(data, info, action, previous_action, gravity_local,
                                              frame[kin.FOOT_CONTACT], foot_contact, contact_vel,
-                                             fell, tracked_velocity)
+                                             fell, tracked_velocity, tracked_yaw_rate)
         terms.update(self._gait_terms(data, foot_contact, step))
         # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
         terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
@@ -464,10 +482,12 @@ class WildRobotWalk(Env):
             "command": command,
             "next_command_step": jnp.where(resample, new_command_step, info["next_command_step"]),
             "action_history": history,
+            "filtered_action": filtered,
             "feet_air_time": air_time,
             "last_foot_contact": foot_contact,
             "amp_frame": frame,
             "tracked_velocity": jnp.where(finite, tracked_velocity, 0.0),
+            "tracked_yaw_rate": jnp.where(finite, tracked_yaw_rate, 0.0),
         }
         clean_obs = self._clean_observation(data, action, command, step)
         continuing = state.replace(
@@ -520,11 +540,10 @@ class WildRobotWalk(Env):
     def _reward_terms(self, data: mjx.Data, info: dict[str, Any], action: jax.Array,
                       previous_action: jax.Array, gravity_local: jax.Array,
                       point_contact: jax.Array, foot_contact: jax.Array,
-                      contact_vel: jax.Array, fell: jax.Array, tracked_velocity: jax.Array
-                      ) -> tuple[dict[str, jax.Array], jax.Array]:
+                      contact_vel: jax.Array, fell: jax.Array, tracked_velocity: jax.Array,
+                      tracked_yaw_rate: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
         cfg = self.config.rewards
         command = info["command"]
-        ang_vel_world = kin.world_angular_velocity(data.qpos, data.qvel, jnp)
         moving = (jnp.linalg.norm(command[:2]) > cfg.min_command_speed_mps).astype(jnp.float32)
         air_term, air_time = rw.feet_air_time(foot_contact, info["last_foot_contact"],
                                               info["feet_air_time"], self.control_dt,
@@ -533,7 +552,7 @@ class WildRobotWalk(Env):
         terms = {
             "tracking_lin_vel": rw.tracking_lin_vel(command, tracked_velocity,
                                                     cfg.tracking_sigma_lin),
-            "tracking_ang_vel": rw.tracking_ang_vel(command, ang_vel_world,
+            "tracking_ang_vel": rw.tracking_ang_vel(command, tracked_yaw_rate,
                                                     cfg.tracking_sigma_ang),
             "upright": rw.upright(gravity_local),
             "base_height": rw.base_height(data.qpos[2], self._height_target),

@@ -1,0 +1,191 @@
+"""How separable are a checkpoint's policy transitions from the data, for any discriminator?
+
+    python -m bench.disc_probe --checkpoint runs/walk --data data/amp/merged.h5
+    python -m bench.disc_probe --checkpoint runs/walk --data … --noise 0.1 0.3 --gp 10 40
+
+The trainer's discriminator co-evolves with the policy, so its accuracy mixes two questions:
+do the policy's states differ from the data's, and does this discriminator's training (its
+gradient penalty, input noise, learning rate) let it draw the line? This bench fixes the
+policy: it takes the checkpoint's replay buffer (the last ~30 iterations' transitions) and
+trains fresh discriminators on it against the dataset, one per setting, with the trainer's
+loss (:func:`training.discriminator.discriminator_loss`) and normalizer. Each is scored on
+held-out replay transitions and fresh data pairs, on clean inputs, as the style reward is.
+
+Prints the features one threshold separates best, then one line per setting (and one for
+the checkpoint's own discriminator): data and policy accuracy, mean logits, and the policy's
+mean style reward. ``--noise`` / ``--gp`` with no values skip the fresh discriminators.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from amp.dataset import load_dataset, sample_pairs
+from amp.features import feature_names
+from robots import load_spec
+from training import checkpoint as ckpt
+from training.config import config_from_dict
+from training.discriminator import add_input_noise, discriminator_loss, style_reward
+from training.networks import make_discriminator
+from training.normalization import RunningStats, normalize
+from training.policy import resolve_checkpoint
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Held-out, clean-input scores of one discriminator."""
+
+    label: str
+    data_accuracy: float
+    policy_accuracy: float
+    data_logit: float
+    policy_logit: float
+    policy_style: float
+
+    def line(self) -> str:
+        return (f"{self.label:28s} acc data {self.data_accuracy:.3f} policy "
+                f"{self.policy_accuracy:.3f}  logit {self.data_logit:+.2f} / "
+                f"{self.policy_logit:+.2f}  policy style {self.policy_style:.3f}")
+
+
+def _leaf(arrays: dict[str, np.ndarray], meta: dict, path: str) -> np.ndarray:
+    index = next(i for i, leaf in enumerate(meta["leaves"]) if leaf["path"] == path)
+    return arrays[f"leaf_{index:05d}"]
+
+
+def score(label: str, logits: jax.Array, data_logits: jax.Array) -> ProbeResult:
+    """Scores from held-out policy ``logits`` [B] and data ``data_logits`` [B]."""
+    return ProbeResult(label, float(jnp.mean(data_logits > 0)), float(jnp.mean(logits < 0)),
+                       float(jnp.mean(data_logits)), float(jnp.mean(logits)),
+                       float(jnp.mean(style_reward(logits))))
+
+
+def threshold_accuracy(data: np.ndarray, policy: np.ndarray) -> np.ndarray:
+    """Best balanced accuracy of one threshold per feature, [F]: data [N, F], policy [M, F]."""
+    values = np.concatenate([data, policy])
+    is_data = np.concatenate([np.ones(len(data)), np.zeros(len(policy))])
+    order = np.argsort(values, axis=0, kind="stable")
+    labels = is_data[order]
+    ordered = np.take_along_axis(values, order, axis=0)
+    # balanced accuracy of "data below the threshold" at every cut, and of the reverse; a cut
+    # can only fall between two different values (a 0/1 feature has one)
+    below = np.cumsum(labels, axis=0) / len(data) - np.cumsum(1 - labels, axis=0) / len(policy)
+    cut = np.ones_like(below, dtype=bool)
+    cut[:-1] = ordered[1:] != ordered[:-1]
+    return 0.5 + 0.5 * np.where(cut, np.abs(below), 0.0).max(axis=0)
+
+
+def feature_report(data: np.ndarray, policy: np.ndarray, names: Sequence[str],
+                   top: int) -> list[str]:
+    """Lines for the ``top`` features one threshold separates best, with both stds."""
+    accuracy = threshold_accuracy(data, policy)
+    lines = []
+    for i in np.argsort(-accuracy)[:top]:
+        lines.append(f"  {names[i]:32s} one-threshold acc {accuracy[i]:.3f}  std data "
+                     f"{data[:, i].std():.3f} policy {policy[:, i].std():.3f}  mean "
+                     f"{data[:, i].mean():+.3f} / {policy[:, i].mean():+.3f}")
+    return lines
+
+
+def train_probe(rng: jax.Array, hidden: Sequence[int], train_policy: jax.Array,
+                data_fn, noise_std: float, gp_weight: float, learning_rate: float,
+                steps: int, batch_size: int) -> tuple[object, object]:
+    """Fresh discriminator trained ``steps`` steps on normalized policy pairs [M, 2, F]
+    against ``data_fn(key, n)`` normalized data pairs; returns (network, params)."""
+    network = make_discriminator(hidden)
+    init_key, rng = jax.random.split(rng)
+    params = network.init(init_key, train_policy[:1])
+    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
+
+    def logit_fn(p, x):
+        return network.apply(p, x)
+
+    @jax.jit
+    def step(carry, key):
+        params, opt_state = carry
+        pick, data_key, noise_a, noise_b = jax.random.split(key, 4)
+        idx = jax.random.randint(pick, (batch_size,), 0, train_policy.shape[0])
+        policy = add_input_noise(noise_a, train_policy[idx], noise_std)
+        data = add_input_noise(noise_b, data_fn(data_key, batch_size), noise_std)
+        grads, _ = jax.grad(discriminator_loss, has_aux=True)(params, logit_fn, data, policy,
+                                                              gp_weight, 0.01)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    carry = (params, optimizer.init(params))
+    for key in jax.random.split(rng, steps):
+        carry, _ = step(carry, key)
+    return network, carry[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
+    parser.add_argument("--data", required=True, help="the run's merged.h5")
+    parser.add_argument("--noise", type=float, nargs="*", default=[0.1, 0.3, 0.6])
+    parser.add_argument("--gp", type=float, nargs="*", default=[10.0])
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=2048)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--top", type=int, default=8, help="features listed")
+    args = parser.parse_args(argv)
+
+    path = resolve_checkpoint(args.checkpoint)
+    meta = ckpt.read_meta(path)
+    config = config_from_dict(meta["config"])
+    arrays = ckpt.read_state_arrays(path)
+    stats = RunningStats(*(jnp.asarray(_leaf(arrays, meta, f".amp_stats.{name}"))
+                           for name in ("count", "mean", "m2")))
+    size = int(_leaf(arrays, meta, ".replay.size"))
+    pairs = jnp.asarray(_leaf(arrays, meta, ".replay.pairs")[:size])
+    clip = config.amp.normalizer_clip
+    rng = jax.random.PRNGKey(0)
+    perm_key, data_key, rng = jax.random.split(rng, 3)
+    pairs = normalize(stats, pairs[jax.random.permutation(perm_key, size)], clip)
+    held_out = pairs[: min(size // 5, 20_000)]
+    train = pairs[held_out.shape[0]:]
+    dataset = load_dataset(args.data, load_spec(meta["robot"]))
+
+    def data_fn(key, n):
+        return normalize(stats, sample_pairs(dataset.arrays, key, n), clip)
+
+    held_data = data_fn(data_key, held_out.shape[0])
+    raw_policy = np.asarray(_leaf(arrays, meta, ".replay.pairs")[:size, 0])
+    raw_data = np.asarray(sample_pairs(dataset.arrays, data_key, 20_000)[:, 0])
+    names = feature_names(load_spec(meta["robot"]).amp_joint_names)
+    print(f"{path}: iteration {meta['iteration']}, {size} replay transitions "
+          f"({held_out.shape[0]} held out), discriminator {config.amp.hidden}")
+    print("features one threshold separates best (raw units, s_t of each pair):")
+    print("\n".join(feature_report(raw_data, raw_policy, names, args.top)))
+    own = make_discriminator(config.amp.hidden)
+    own_params = _own_params(arrays, meta, own, held_out)
+    print(score("checkpoint's discriminator", own.apply(own_params, held_out),
+                own.apply(own_params, held_data)).line())
+    for noise, gp in itertools.product(args.noise, args.gp):
+        key, rng = jax.random.split(rng)
+        network, params = train_probe(key, config.amp.hidden, train, data_fn, noise, gp,
+                                      args.learning_rate, args.steps, args.batch)
+        print(score(f"fresh: noise {noise:g}, gp {gp:g}", network.apply(params, held_out),
+                    network.apply(params, held_data)).line(), flush=True)
+    return 0
+
+
+def _own_params(arrays: dict[str, np.ndarray], meta: dict, network, example) -> dict:
+    """The checkpoint's discriminator parameters, restored into ``network``'s tree."""
+    template = network.init(jax.random.PRNGKey(0), example[:1])
+    return jax.tree_util.tree_map_with_path(
+        lambda key_path, _: jnp.asarray(
+            _leaf(arrays, meta, ".disc_params" + jax.tree_util.keystr(key_path))), template)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
