@@ -32,12 +32,12 @@ import optax
 from amp.dataset import load_dataset, sample_pairs
 from amp.features import feature_names
 from robots import load_spec
+from robots.errors import AmpkitError
 from training import checkpoint as ckpt
-from training.config import config_from_dict
 from training.discriminator import add_input_noise, discriminator_loss, style_reward
 from training.networks import make_discriminator
-from training.normalization import RunningStats, normalize
-from training.policy import resolve_checkpoint
+from training.normalization import normalize
+from training.policy import load_snapshot
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,6 @@ class ProbeResult:
         return (f"{self.label:28s} acc data {self.data_accuracy:.3f} policy "
                 f"{self.policy_accuracy:.3f}  logit {self.data_logit:+.2f} / "
                 f"{self.policy_logit:+.2f}  policy style {self.policy_style:.3f}")
-
-
-def _leaf(arrays: dict[str, np.ndarray], meta: dict, path: str) -> np.ndarray:
-    index = next(i for i, leaf in enumerate(meta["leaves"]) if leaf["path"] == path)
-    return arrays[f"leaf_{index:05d}"]
 
 
 def score(label: str, logits: jax.Array, data_logits: jax.Array) -> ProbeResult:
@@ -139,35 +134,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=8, help="features listed")
     args = parser.parse_args(argv)
 
-    path = resolve_checkpoint(args.checkpoint)
-    meta = ckpt.read_meta(path)
-    config = config_from_dict(meta["config"])
+    snapshot = load_snapshot(args.checkpoint)  # the config, AMP normalizer, discriminator
+    path, meta, config, stats = snapshot.path, snapshot.meta, snapshot.config, snapshot.amp_stats
+    leaf_index = {leaf["path"]: i for i, leaf in enumerate(meta["leaves"])}
     arrays = ckpt.read_state_arrays(path)
-    stats = RunningStats(*(jnp.asarray(_leaf(arrays, meta, f".amp_stats.{name}"))
-                           for name in ("count", "mean", "m2")))
-    size = int(_leaf(arrays, meta, ".replay.size"))
-    pairs = jnp.asarray(_leaf(arrays, meta, ".replay.pairs")[:size])
+    size = int(arrays[f"leaf_{leaf_index['.replay.size']:05d}"])
+    raw_pairs = arrays[f"leaf_{leaf_index['.replay.pairs']:05d}"][:size]
     clip = config.amp.normalizer_clip
     rng = jax.random.PRNGKey(0)
     perm_key, data_key, rng = jax.random.split(rng, 3)
-    pairs = normalize(stats, pairs[jax.random.permutation(perm_key, size)], clip)
+    pairs = normalize(stats, jnp.asarray(raw_pairs)[jax.random.permutation(perm_key, size)],
+                      clip)
     held_out = pairs[: min(size // 5, 20_000)]
     train = pairs[held_out.shape[0]:]
-    dataset = load_dataset(args.data, load_spec(meta["robot"]))
+    spec = load_spec(meta["robot"])
+    dataset = load_dataset(args.data, spec)
 
     def data_fn(key, n):
         return normalize(stats, sample_pairs(dataset.arrays, key, n), clip)
 
     held_data = data_fn(data_key, held_out.shape[0])
-    raw_policy = np.asarray(_leaf(arrays, meta, ".replay.pairs")[:size, 0])
     raw_data = np.asarray(sample_pairs(dataset.arrays, data_key, 20_000)[:, 0])
-    names = feature_names(load_spec(meta["robot"]).amp_joint_names)
+    names = feature_names(spec.amp_joint_names)
     print(f"{path}: iteration {meta['iteration']}, {size} replay transitions "
           f"({held_out.shape[0]} held out), discriminator {config.amp.hidden}")
     print("features one threshold separates best (raw units, s_t of each pair):")
-    print("\n".join(feature_report(raw_data, raw_policy, names, args.top)))
-    own = make_discriminator(config.amp.hidden)
-    own_params = _own_params(arrays, meta, own, held_out)
+    print("\n".join(feature_report(raw_data, raw_pairs[:, 0], names, args.top)))
+    own, own_params = snapshot.style_network, snapshot.disc_params
     print(score("checkpoint's discriminator", own.apply(own_params, held_out),
                 own.apply(own_params, held_data)).line())
     for noise, gp in itertools.product(args.noise, args.gp):
@@ -179,13 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _own_params(arrays: dict[str, np.ndarray], meta: dict, network, example) -> dict:
-    """The checkpoint's discriminator parameters, restored into ``network``'s tree."""
-    template = network.init(jax.random.PRNGKey(0), example[:1])
-    return jax.tree_util.tree_map_with_path(
-        lambda key_path, _: jnp.asarray(
-            _leaf(arrays, meta, ".disc_params" + jax.tree_util.keystr(key_path))), template)
+def _main() -> int:
+    try:
+        return main()
+    except AmpkitError as exc:  # a missing or damaged checkpoint or dataset, named
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())

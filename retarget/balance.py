@@ -58,8 +58,8 @@ class BalanceConfig:
             pass's is the mapping's): without ankle roll the robot can move its CoM over the
             stance foot only by rolling the pelvis about the stance hip.
         upper_body_hold_cost: Cost per radian holding every joint off the root-to-feet
-            chains (:func:`upper_body_dofs`) at its first-pass angle in the second pass; 0
-            lets the CoM task move them.
+            chains (the retargeter's upper-body joints, also those its smoothing treats
+            apart) at its first-pass angle in the second pass; 0 lets the CoM task move them.
     """
 
     BOUNDS: ClassVar[dict[str, str]] = {"transfer_s": "> 0", "com_cost": "> 0",
@@ -70,21 +70,6 @@ class BalanceConfig:
     com_cost: float = 30.0
     root_roll_cost: float = 0.3
     upper_body_hold_cost: float = 10.0
-
-
-def upper_body_dofs(model: mujoco.MjModel, foot_bodies: list[str]) -> np.ndarray:
-    """Velocity indices [k] of the hinge and slide joints on no chain from the root to a foot
-    body (waist, arms, head): the joints that move the CoM without moving a foot."""
-    leg_bodies: set[int] = set()
-    for name in foot_bodies:
-        body = model.body(name).id
-        while body > 0:
-            leg_bodies.add(body)
-            body = int(model.body_parentid[body])
-    free = (int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_BALL))
-    return np.array([int(model.jnt_dofadr[j]) for j in range(model.njnt)
-                     if int(model.jnt_type[j]) not in free
-                     and int(model.jnt_bodyid[j]) not in leg_bodies], dtype=int)
 
 
 def support_weight(left: np.ndarray, right: np.ndarray, fps: float,

@@ -31,7 +31,6 @@ from retarget.balance import (
     com_target,
     lateral_tilt,
     sideways_only,
-    upper_body_dofs,
 )
 from retarget.body_model_base import DEFAULT_HEIGHT_M, BodyModel
 from retarget.body_models import make_body_model
@@ -406,8 +405,8 @@ class Retargeter:
         root = dataclasses.replace(tracks[0], orientation_cost=tracks[0].orientation_cost.copy())
         root.orientation_cost[:, 0] = config.root_roll_cost
         hold_cost = np.zeros(model.nv)
-        hold_cost[upper_body_dofs(model, [foot.robot_body for foot in self.mapping.feet])] = (
-            config.upper_body_hold_cost)
+        upper = np.isin(self.robot.joint_qpos_addresses, self._upper_columns)
+        hold_cost[self.robot.joint_dof_addresses[upper]] = config.upper_body_hold_cost
         solution = self.ik.solve_clip([root, *tracks[1:]], fps, self._site_clearance(plans),
                                       root_path, com_target=target, com_cost=config.com_cost,
                                       hold_qpos=solution.qpos, hold_cost=hold_cost)
