@@ -100,7 +100,9 @@ def walking_line(report: dict[str, Any], figures: dict[str, float], wall_s: floa
         f"disc_policy_acc {figures['disc_policy_acc_last10']:.2f}",
         f"duty L/R {duty['left']:.2f}/{duty['right']:.2f} (data {data_duty['left']:.2f}/"
         f"{data_duty['right']:.2f})",
-        f"steps {flat['step_rate_hz']:.2f}Hz alternation {flat['step_alternation']:.2f} "
+        f"steps {flat['step_rate_hz']:.2f}Hz "
+        f"(data {flat.get('dataset_step_rate_hz', float('nan')):.2f}) "
+        f"alternation {flat['step_alternation']:.2f} "
         f"walking {flat['walking_rate']:.2f}",
         f"power {flat['mechanical_power_w']:.1f}W max_mean_torque {torque:.2f}Nm",
         f"push success {sc['push']['success_rate']:.2f} err {_error(sc['push'], 'lin_vel')}",

@@ -18,6 +18,7 @@ from mujoco import mjx
 from robots.config import ConfigError
 from training import envs
 from training.envs import kinematics
+from training.envs import rewards as rewards_module
 from training.envs.base import EpisodeConditions
 from training.envs.randomization import nominal_factors
 
@@ -338,3 +339,39 @@ def test_speed_and_yaw_rate_are_scored_on_their_averages() -> None:
     # The instantaneous velocity of a robot standing still is far from 0.3 m/s; the average
     # after one step is not, so the term is near its maximum.
     assert abs(velocity[0]) < 0.1 and score > 0.95
+
+
+def test_heading_term_scores_the_drift_from_the_commanded_heading() -> None:
+    """The commanded heading starts at the episode's yaw and advances by the commanded yaw
+    rate each step; the term is exp(-wrap(yaw - target)^2 / sigma) of the yaw after the step."""
+    env = envs.load("wildrobot_walk", {"rewards.weights.heading": 2.0,
+                                       "randomization.enabled": False,
+                                       "noise.enabled": False})
+    sigma = env.config.rewards.heading_sigma
+    step = jax.jit(env.step)
+    command = jnp.array([0.0, 0.0, 0.5])
+    conditions = EpisodeConditions(command=command, factors=env.nominal_factors())
+    state = jax.jit(env.reset_under)(jax.random.PRNGKey(0), conditions)
+    start_yaw = float(kinematics.root_yaw(np.asarray(state.data.qpos)))
+    assert float(state.info["target_heading"]) == pytest.approx(start_yaw, abs=1e-6)
+    state = state.replace(info={**state.info, "target_heading": jnp.array(start_yaw + 0.1)})
+    for _ in range(3):
+        state = step(state, jnp.zeros(env.action_size))
+    target = start_yaw + 0.1 + 3 * 0.5 * env.control_dt
+    assert float(state.info["target_heading"]) == pytest.approx(target, abs=1e-5)
+    yaw = float(kinematics.root_yaw(np.asarray(state.data.qpos)))
+    score = np.exp(-(yaw - target) ** 2 / sigma)
+    assert 0.3 < score < 0.95  # standing still while the target turns away
+    assert float(state.metrics["heading"]) == pytest.approx(2.0 * score, rel=1e-4)
+    # Across the +-pi seam the target wraps and the error is the short way round.
+    near_pi = state.replace(info={**state.info, "target_heading": jnp.array(np.pi - 0.005)})
+    wrapped = float(step(near_pi, jnp.zeros(env.action_size)).info["target_heading"])
+    assert wrapped == pytest.approx(-np.pi - 0.005 + 0.5 * env.control_dt, abs=1e-5)
+    across = float(rewards_module.heading(jnp.array(np.pi - 0.01), jnp.array(-np.pi + 0.01),
+                                          sigma))
+    assert across == pytest.approx(np.exp(-0.02 ** 2 / sigma), rel=1e-4)
+
+
+def test_reward_kernel_widths_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="heading_sigma"):
+        envs.load("wildrobot_walk", {"rewards.heading_sigma": 0.0})

@@ -765,3 +765,16 @@ def test_lean_reader_still_reads_what_the_memory_image_wrote(tmp_path: Path) -> 
     assert (tmp_path / "again.h5").read_bytes() == path.read_bytes()
     with LeanReader(path) as reader:
         assert reader.attr("fps") == 50.0
+
+
+def test_6_checkpoint_of_another_state_names_its_leaves_and_the_warm_start(tmp_path) -> None:
+    # As an older ampkit's checkpoint: the env state then had no filtered_action.
+    old = ckpt.save_checkpoint(tmp_path, {"w": np.zeros(2, np.float32)}, 1, {"run_id": "r"})
+    template = {"w": np.zeros(2, np.float32), "filtered_action": np.zeros(3, np.float32)}
+    with pytest.raises(ckpt.CheckpointError) as error:
+        ckpt.load_checkpoint(old, template)
+    message = str(error.value)
+    assert f"{old}: holds 1 state leaves, this run has 2" in message
+    assert "it lacks ['filtered_action']" in message and "--init-from" in message
+    restored, _, kept = ckpt.load_matching(old, template)
+    assert kept == ["['filtered_action']"]

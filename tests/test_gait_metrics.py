@@ -48,3 +48,31 @@ def test_shuffle_and_hop_are_not_walking() -> None:
         assert metrics["walking_rate"] == 0.0
     assert _run(shuffle)["step_rate_hz"] == 0.0
     assert abs(_run(hop.astype(np.float32))["step_rate_hz"] - 2 * 19 / 10) < 0.05
+
+
+def _clip_features(contacts: np.ndarray, forward_speed_mps: float) -> np.ndarray:
+    """AMP frames [T, 29] whose toe contacts are ``contacts`` [T, 2] (heels never touch)."""
+    features = np.zeros((contacts.shape[0], 29), np.float32)
+    features[:, 18] = forward_speed_mps
+    features[:, 25] = contacts[:, 0]
+    features[:, 27] = contacts[:, 1]
+    return features
+
+
+def test_dataset_cadence_counts_locomotion_clips_by_weight() -> None:
+    # 8 s at 1 Hz stride (2 touchdowns/s less the first of the foot that starts down: 15),
+    # then 8 s at 0.5 Hz (7 touchdowns), then a standing clip that is not locomotion.
+    fast = _clip_features(_walk(8.0, 1.0, 0.6), 0.4)
+    slow = _clip_features(_walk(8.0, 2.0, 0.6), 0.2)
+    stand = _clip_features(np.ones((400, 2), np.float32), 0.0)
+    assert eval_metrics.clip_step_rate_hz(fast, 50.0) == 15 / 8
+    assert eval_metrics.clip_step_rate_hz(slow, 50.0) == 7 / 8
+    features = np.concatenate([fast, slow, stand])
+    gait = eval_metrics.dataset_gait(features, np.array([0, 400, 800]), np.array([400] * 3),
+                                     np.array([0.3, 0.1, 0.6]), fps=50.0)
+    assert abs(gait.step_rate_hz - (0.75 * 15 / 8 + 0.25 * 7 / 8)) < 1e-9
+    # The duty factor still counts every clip, the standing one included.
+    np.testing.assert_allclose(gait.duty_factor, [0.3 * 0.6 + 0.1 * 0.6 + 0.6] * 2, atol=2e-3)
+    only_standing = eval_metrics.dataset_gait(stand, np.array([0]), np.array([400]),
+                                              np.array([1.0]), fps=50.0)
+    assert np.isnan(only_standing.step_rate_hz)

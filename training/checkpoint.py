@@ -317,8 +317,8 @@ def load_checkpoint(path: str | Path, template: Any) -> tuple[Any, dict[str, Any
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     recorded = meta["leaves"]
     if len(recorded) != len(flat):
-        raise CheckpointError(f"{path}: holds {len(recorded)} state leaves, this run has "
-                              f"{len(flat)}; was it written with another config or env?")
+        raise CheckpointError(_leaf_set_mismatch(path, [r["path"] for r in recorded],
+                                                 [_leaf_path(key) for key, _ in flat]))
     verify_files(path)
     stored = read_state_arrays(path)
     if len(stored) != len(recorded):
@@ -330,6 +330,24 @@ def load_checkpoint(path: str | Path, template: Any) -> tuple[Any, dict[str, Any
     for i, ((key, like), record) in enumerate(zip(flat, recorded, strict=True)):
         leaves.append(_restore_leaf(stored[f"leaf_{i:05d}"], like, key, record, path))
     return jax.tree_util.tree_unflatten(treedef, leaves), meta
+
+
+def _leaf_set_mismatch(path: Path, stored: list[str], expected: list[str]) -> str:
+    """Why a checkpoint's leaves do not fit this run, naming a few of the differing ones."""
+    stored_set, expected_set = set(stored), set(expected)
+    missing = [name for name in expected if name not in stored_set]
+    extra = [name for name in stored if name not in expected_set]
+
+    def few(names: list[str]) -> str:
+        return ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
+
+    parts = [f"{path}: holds {len(stored)} state leaves, this run has {len(expected)}"]
+    if missing:
+        parts.append(f"it lacks {few(missing)}")
+    if extra:
+        parts.append(f"this run has no {few(extra)}")
+    return ("; ".join(parts) + ". It was written by another ampkit version, config or env: "
+            "resuming needs the same state; `--init-from` starts a new run from it instead")
 
 
 def load_matching(path: str | Path, template: Any) -> tuple[Any, dict[str, Any], list[str]]:

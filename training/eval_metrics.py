@@ -15,10 +15,12 @@ success.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from amp.features import layout_slices
 from training.envs import kinematics as kin
 from training.eval_setup import EpisodeSetup
 from training.scenarios import Scenario, command_key
@@ -203,6 +205,50 @@ def gait_metrics(a: dict[str, np.ndarray], control_dt: float) -> dict[str, float
 
 
 # --------------------------------------------------------------------------- summaries
+LOCOMOTION_MIN_SPEED_MPS = 0.1
+"""A clip whose mean forward root speed is at least this is a locomotion clip: its step rate
+is the data's cadence (standing clips would pull the mean towards zero)."""
+_FORWARD_SPEED = layout_slices()["root_lin_vel"].start
+
+
+@dataclass(frozen=True)
+class DatasetGait:
+    """The data's gait, what a policy's is compared with.
+
+    Attributes:
+        duty_factor: [2] share of time each foot (left, right) touches the floor, all clips.
+        step_rate_hz: Touchdowns per second (both feet) in the locomotion clips (see
+            :data:`LOCOMOTION_MIN_SPEED_MPS`); NaN when there are none.
+    """
+
+    duty_factor: np.ndarray
+    step_rate_hz: float
+
+
+def dataset_gait(features: np.ndarray, clip_start: np.ndarray, clip_length: np.ndarray,
+                 clip_weight: np.ndarray, fps: float) -> DatasetGait:
+    """Duty factor and cadence of a merged dataset, clips counted by their sampling weight."""
+    duty = dataset_duty_factor(features, clip_start, clip_length, clip_weight)
+    rates, weights = [], []
+    for start, length, weight in zip(clip_start, clip_length, clip_weight, strict=True):
+        clip = features[int(start):int(start) + int(length)]
+        if clip[:, _FORWARD_SPEED].mean() >= LOCOMOTION_MIN_SPEED_MPS:
+            rates.append(clip_step_rate_hz(clip, fps))
+            weights.append(float(weight))
+    rate = float(np.average(rates, weights=weights)) if sum(weights) > 0 else float("nan")
+    return DatasetGait(duty_factor=duty, step_rate_hz=rate)
+
+
+def clip_step_rate_hz(features: np.ndarray, fps: float) -> float:
+    """Touchdowns per second of one clip's AMP frames [T, 29], by :func:`count_steps`'s rule
+    (the one the policy's steps are counted by)."""
+    acc = init_accumulator(1, 0)
+    measured = np.ones(1, np.float32)
+    for contact in kin.foot_contact(features):
+        acc.update(count_steps(acc, contact[None], measured))
+    return float(acc["touchdowns"].sum() * fps / max(features.shape[0], 1))
+
+
 def dataset_duty_factor(features: np.ndarray, clip_start: np.ndarray,
                         clip_length: np.ndarray, clip_weight: np.ndarray) -> np.ndarray:
     """Share of time each foot (left, right) touches the floor in the data, [2].
@@ -219,18 +265,17 @@ def dataset_duty_factor(features: np.ndarray, clip_start: np.ndarray,
 
 
 def summarize(acc: dict[str, np.ndarray], setup: EpisodeSetup, control_dt: float,
-              actuator_names: tuple[str, ...], dataset_duty: np.ndarray | None = None,
+              actuator_names: tuple[str, ...], dataset: DatasetGait | None = None,
               has_style: bool = True) -> dict[str, dict[str, Any]]:
     """Metrics per scenario name from the final running sums (see :func:`scenario_metrics`)."""
     return {scenario.name: scenario_metrics(acc, setup.episodes_of(index), setup, scenario,
-                                            control_dt, actuator_names, dataset_duty,
-                                            has_style)
+                                            control_dt, actuator_names, dataset, has_style)
             for index, scenario in enumerate(setup.scenarios)}
 
 
 def scenario_metrics(acc: dict[str, np.ndarray], episodes: np.ndarray, setup: EpisodeSetup,
                      scenario: Scenario, control_dt: float, actuator_names: tuple[str, ...],
-                     dataset_duty: np.ndarray | None, has_style: bool) -> dict[str, Any]:
+                     dataset: DatasetGait | None, has_style: bool) -> dict[str, Any]:
     """One scenario's metrics.
 
     Per-step quantities are averaged over every measured step of every episode (pooled);
@@ -265,10 +310,11 @@ def scenario_metrics(acc: dict[str, np.ndarray], episodes: np.ndarray, setup: Ep
     }
     if has_style:
         metrics["style_score"] = float(a["style"].sum() / total)
-    if dataset_duty is not None:
-        metrics["dataset_duty_factor"] = {"left": float(dataset_duty[0]),
-                                          "right": float(dataset_duty[1])}
-        metrics["duty_factor_error"] = float(np.mean(np.abs(duty - dataset_duty)))
+    if dataset is not None:
+        metrics["dataset_duty_factor"] = {"left": float(dataset.duty_factor[0]),
+                                          "right": float(dataset.duty_factor[1])}
+        metrics["duty_factor_error"] = float(np.mean(np.abs(duty - dataset.duty_factor)))
+        metrics["dataset_step_rate_hz"] = dataset.step_rate_hz
     if len(scenario.commands) > 1:
         metrics["per_command"] = _per_command(a, setup.command[episodes])
     return metrics

@@ -15,9 +15,10 @@ Per scenario (``metrics/eval.json`` -> ``scenarios``): success rate (no fall wit
 survival time, linear and yaw velocity tracking error, distance and speed, mean |torque| per
 actuator, mechanical power, cost of transport, style score (the discriminator's reward on the
 policy's transitions), foot-contact duty factor and the dataset's, and the gait: steps per
-second, step alternation and ``walking_rate``, the share of episodes that survived while
-stepping left-right (``training.eval_metrics.gait_metrics``): a shuffle survives, but does not
-walk. ``sim2sim`` holds the same
+second and the dataset's (the cadence of its locomotion clips), step alternation and
+``walking_rate``, the share of episodes that survived while stepping left-right
+(``training.eval_metrics.gait_metrics``): a shuffle survives, but does not walk.
+``sim2sim`` holds the same
 metrics from plain MuJoCo (``training.sim2sim``) on the first few episodes of each scenario
 (``--sim2sim-episodes``; commands go round-robin, so these are the first commands), replayed
 from the same initial poses with the same noise and push draws, and the gap per metric: MuJoCo
@@ -240,7 +241,7 @@ class MjxRun:
         return {s.name: self.initial_qpos[self.setup.episodes_of(i)[:first]]
                 for i, s in enumerate(self.setup.scenarios)}
 
-    def metrics(self, dataset_duty: np.ndarray | None = None,
+    def metrics(self, dataset: eval_metrics.DatasetGait | None = None,
                 first: int | None = None) -> dict[str, dict[str, Any]]:
         """Metrics per scenario, over every episode or the first ``first`` of each scenario
         (the ones sim-to-sim repeats in MuJoCo)."""
@@ -249,7 +250,7 @@ class MjxRun:
             keep = setup.first_episodes(first)
             setup, acc = setup.subset(first), {k: v[keep] for k, v in acc.items()}
         return eval_metrics.summarize(acc, setup, self.env.control_dt,
-                              eval_setup.actuator_names(self.env.mj_model), dataset_duty,
+                              eval_setup.actuator_names(self.env.mj_model), dataset,
                               has_style=self.has_style)
 
 
@@ -277,18 +278,18 @@ def run_mjx(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *,
 
 
 def collect(runs: list[MjxRun], scenarios: tuple[Scenario, ...],
-            dataset_duty: np.ndarray | None = None,
+            dataset: eval_metrics.DatasetGait | None = None,
             first: int | None = None) -> dict[str, dict[str, Any]]:
     """Metrics per scenario of several runs, in suite order."""
     results: dict[str, dict[str, Any]] = {}
     for run in runs:
-        results.update(run.metrics(dataset_duty, first))
+        results.update(run.metrics(dataset, first))
     return {s.name: results[s.name] for s in scenarios}
 
 
 def evaluate_mjx(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *,
                  env_name: str = DEFAULT_ENV, env_overrides: dict[str, Any] | None = None,
-                 style_fn: StyleFn | None = None, dataset_duty: np.ndarray | None = None,
+                 style_fn: StyleFn | None = None, dataset: eval_metrics.DatasetGait | None = None,
                  seed: int = 0) -> dict[str, dict[str, Any]]:
     """Metrics per scenario (suite order) of ``policy_fn`` on MJX.
 
@@ -297,12 +298,12 @@ def evaluate_mjx(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *,
         scenarios: The suite (``training.scenarios``).
         env_name, env_overrides: The training environment (the checkpoint's).
         style_fn: Style reward of AMP pairs; None leaves ``style_score`` out.
-        dataset_duty: [2] the dataset's duty factor (left, right); None leaves it out.
+        dataset: The dataset's duty factor and cadence; None leaves them out.
         seed: Everything random (initial poses, noise, pushes, random policies) follows it.
     """
     runs = run_mjx(policy_fn, scenarios, env_name=env_name, env_overrides=env_overrides,
                    style_fn=style_fn, seed=seed)
-    return collect(runs, scenarios, dataset_duty)
+    return collect(runs, scenarios, dataset)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -321,7 +322,7 @@ def sim2sim_gap(mjx: dict[str, dict[str, Any]],
     for name, theirs in mujoco.items():
         a, b = eval_metrics.flatten_metrics(mjx[name]), eval_metrics.flatten_metrics(theirs)
         gaps[name] = {k: b[k] - a[k] for k in b if k in a and k not in ("episodes", "seconds")
-                      and not k.startswith(("per_command/", "dataset_duty_factor/"))}
+                      and not k.startswith(("per_command/", "dataset_"))}
     return gaps
 
 
@@ -339,7 +340,9 @@ def format_table(scenarios: dict[str, dict[str, Any]],
                                                                "{:7.2f}"),
                ("style", "style_score", "{:7.3f}"), ("duty_L", "duty_factor/left", "{:7.2f}"),
                ("duty_R", "duty_factor/right", "{:7.2f}"),
-               ("data_L", "dataset_duty_factor/left", "{:7.2f}")]
+               ("data_L", "dataset_duty_factor/left", "{:7.2f}"),
+               ("steps_Hz", "step_rate_hz", "{:7.2f}"),
+               ("data_Hz", "dataset_step_rate_hz", "{:7.2f}")]
     if gaps is not None:
         columns += [("gap_succ", "gap:success_rate", "{:+8.2f}"),
                     ("gap_lin", "gap:lin_vel_error_mps", "{:+8.3f}")]
@@ -361,17 +364,17 @@ def format_table(scenarios: dict[str, dict[str, Any]],
 
 
 # --------------------------------------------------------------------------- CLI
-def load_dataset_duty(path: Path, robot_name: str) -> tuple[np.ndarray, str]:
-    """(duty factor [2], content_sha256) of a merged dataset (DESIGN 4.5)."""
+def load_dataset_gait(path: Path, robot_name: str) -> tuple[eval_metrics.DatasetGait, str]:
+    """(duty factor and cadence, content_sha256) of a merged dataset (DESIGN 4.5)."""
     from amp.merge import DatasetFileError, read_merged
 
     data = read_merged(path)
     if data.robot != robot_name:
         raise DatasetFileError(path, f"dataset is for robot {data.robot!r}, the checkpoint's "
                                      f"environment runs {robot_name!r}")
-    duty = eval_metrics.dataset_duty_factor(data.features, data.clip_start, data.clip_length,
-                                    data.clip_weight)
-    return duty, data.content_sha256
+    gait = eval_metrics.dataset_gait(data.features, data.clip_start, data.clip_length,
+                                     data.clip_weight, data.fps)
+    return gait, data.content_sha256
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -380,7 +383,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="checkpoint directory, or a run directory (its newest checkpoint)")
     parser.add_argument("--data", type=Path, default=None,
-                        help="merged AMP dataset, for the dataset's foot duty factor")
+                        help="merged AMP dataset, for the dataset's foot duty factor and step rate")
     parser.add_argument("--out", type=Path, default=Path("metrics/eval.json"))
     parser.add_argument("--episodes", type=int, default=16, help="episodes per scenario")
     parser.add_argument("--seconds", type=float, default=20.0, help="episode length [s]")
@@ -408,14 +411,14 @@ def evaluate_checkpoint(checkpoint: Path, *, data: Path | None = None, episodes:
                  "random": lambda: policies.random_policy(snapshot.action_size)}[policy]()
     # Without AMP the discriminator never trained: its score would mean nothing.
     style_fn = policies.style_scorer(snapshot) if snapshot.config.amp.enabled else None
-    duty, data_sha = (None, None) if data is None else load_dataset_duty(
+    gait, data_sha = (None, None) if data is None else load_dataset_gait(
         data, snapshot.env.robot.name)
     overrides = env_overrides_dict(snapshot.config)
     timing: dict[str, float] = {}
     clock = time.perf_counter()
     runs = run_mjx(policy_fn, suite, env_name=snapshot.config.env, env_overrides=overrides,
                    style_fn=style_fn, seed=seed)
-    results = collect(runs, suite, duty)
+    results = collect(runs, suite, gait)
     timing["mjx_s"] = time.perf_counter() - clock
     report: dict[str, Any] = {
         "checkpoint": str(snapshot.path),
@@ -434,11 +437,11 @@ def evaluate_checkpoint(checkpoint: Path, *, data: Path | None = None, episodes:
         starts = {k: v for run in runs for k, v in run.initial_poses(sim2sim_episodes).items()}
         mujoco = evaluate_mujoco(policy_fn, suite, episodes=sim2sim_episodes,
                                  env_name=snapshot.config.env, env_overrides=overrides,
-                                 style_fn=style_fn, dataset_duty=duty, seed=seed,
+                                 style_fn=style_fn, dataset=gait, seed=seed,
                                  initial_qpos=starts)
         timing["mujoco_s"] = time.perf_counter() - clock
         # Like for like: the MJX metrics of the same episodes.
-        gaps = sim2sim_gap(collect(runs, suite, duty, first=sim2sim_episodes), mujoco)
+        gaps = sim2sim_gap(collect(runs, suite, gait, first=sim2sim_episodes), mujoco)
         report["sim2sim"] = {
             "episodes": sim2sim_episodes,
             "max_abs_gap": {k: max(abs(g.get(k, 0.0)) for g in gaps.values())

@@ -329,8 +329,9 @@ def numpy_style(style_fn: StyleFn | None) -> Any:
 
 def evaluate_mujoco(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *, episodes: int = 2,
                     env_name: str = "wildrobot_walk", env_overrides: dict[str, Any] | None = None,
-                    style_fn: StyleFn | None = None, dataset_duty: np.ndarray | None = None,
-                    seed: int = 0, initial_qpos: dict[str, np.ndarray] | None = None
+                    style_fn: StyleFn | None = None,
+                    dataset: eval_metrics.DatasetGait | None = None, seed: int = 0,
+                    initial_qpos: dict[str, np.ndarray] | None = None
                     ) -> dict[str, dict[str, Any]]:
     """Metrics per scenario (as ``training.evaluate.evaluate_mjx``) in plain MuJoCo, on the
     first ``episodes`` episodes of each scenario.
@@ -353,7 +354,7 @@ def evaluate_mujoco(policy_fn: PolicyFn, scenarios: tuple[Scenario, ...], *, epi
         while not batch.all_ended():
             obs = batch.step(act(obs, batch.t))
         results.update(eval_metrics.summarize(batch.accumulator, setup, env.control_dt,
-                                      eval_setup.actuator_names(env.mj_model), dataset_duty,
+                                      eval_setup.actuator_names(env.mj_model), dataset,
                                       has_style=style_fn is not None))
     return {s.name: results[s.name] for s in scenarios}
 

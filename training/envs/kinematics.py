@@ -41,10 +41,15 @@ def gravity_local(quat_wxyz: Any, xp: Any = np) -> Any:
     return rotate_inverse(quat_wxyz, xp.broadcast_to(down, quat_wxyz.shape[:-1] + (3,)), xp)
 
 
+def root_yaw(qpos: Any, xp: Any = np) -> Any:
+    """The root's heading: yaw of its z-y-x Euler angles in the world [...] [rad]."""
+    w, x, y, z = qpos[..., 3], qpos[..., 4], qpos[..., 5], qpos[..., 6]
+    return xp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
 def heading_velocity(qpos: Any, qvel: Any, xp: Any = np) -> Any:
     """Root linear velocity in the heading frame (world rotated by the root's yaw), [..., 3]."""
-    w, x, y, z = qpos[..., 3], qpos[..., 4], qpos[..., 5], qpos[..., 6]
-    yaw = xp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    yaw = root_yaw(qpos, xp)
     cos, sin = xp.cos(yaw), xp.sin(yaw)
     vx, vy, vz = qvel[..., 0], qvel[..., 1], qvel[..., 2]
     return xp.stack([cos * vx + sin * vy, -sin * vx + cos * vy, vz], axis=-1)

@@ -370,6 +370,7 @@ class WildRobotWalk(Env):
             "last_foot_contact": self._foot_contact(frame),
             "tracked_velocity": self._heading_velocity(data),
             "tracked_yaw_rate": kin.yaw_rate_world(data.qpos, data.qvel, jnp),
+            "target_heading": kin.root_yaw(data.qpos, jnp),
         }
         obs_key = jax.random.fold_in(rng, 1)
         clean_obs = self._clean_observation(data, no_action, command, step)
@@ -462,9 +463,12 @@ class WildRobotWalk(Env):
                                                 kin.yaw_rate_world(data.qpos, data.qvel, jnp),
                                                 self.control_dt,
                                                 self.config.rewards.yaw_tracking_window_s)
+        target_heading = rw.wrap_angle(info["target_heading"]
+                                       + command_before[2] * self.control_dt)
         terms, air_time = self._reward_terms(data, info, action, previous_action, gravity_local,
                                              frame[kin.FOOT_CONTACT], foot_contact, contact_vel,
-                                             fell, tracked_velocity, tracked_yaw_rate)
+                                             fell, tracked_velocity, tracked_yaw_rate,
+                                             target_heading)
         terms.update(self._gait_terms(data, foot_contact, step))
         # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
         terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
@@ -488,6 +492,7 @@ class WildRobotWalk(Env):
             "amp_frame": frame,
             "tracked_velocity": jnp.where(finite, tracked_velocity, 0.0),
             "tracked_yaw_rate": jnp.where(finite, tracked_yaw_rate, 0.0),
+            "target_heading": target_heading,
         }
         clean_obs = self._clean_observation(data, action, command, step)
         continuing = state.replace(
@@ -541,7 +546,8 @@ class WildRobotWalk(Env):
                       previous_action: jax.Array, gravity_local: jax.Array,
                       point_contact: jax.Array, foot_contact: jax.Array,
                       contact_vel: jax.Array, fell: jax.Array, tracked_velocity: jax.Array,
-                      tracked_yaw_rate: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
+                      tracked_yaw_rate: jax.Array, target_heading: jax.Array
+                      ) -> tuple[dict[str, jax.Array], jax.Array]:
         cfg = self.config.rewards
         command = info["command"]
         moving = (jnp.linalg.norm(command[:2]) > cfg.min_command_speed_mps).astype(jnp.float32)
@@ -554,6 +560,8 @@ class WildRobotWalk(Env):
                                                     cfg.tracking_sigma_lin),
             "tracking_ang_vel": rw.tracking_ang_vel(command, tracked_yaw_rate,
                                                     cfg.tracking_sigma_ang),
+            "heading": rw.heading(kin.root_yaw(data.qpos, jnp), target_heading,
+                                  cfg.heading_sigma),
             "upright": rw.upright(gravity_local),
             "base_height": rw.base_height(data.qpos[2], self._height_target),
             "lin_vel_z": rw.lin_vel_z(data.qvel[0:3]),
