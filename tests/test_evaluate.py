@@ -169,9 +169,9 @@ def test_dataset_duty_factor_weights_clips() -> None:
     features = np.zeros((6, 29), np.float32)
     features[0:2, 25] = 1  # clip 0: left toe always, right never
     features[2:6, 27] = [1, 1, 0, 0]  # clip 1: right toe half the time, left never
-    duty = eval_metrics.dataset_duty_factor(features, np.array([0, 2]), np.array([2, 4]),
-                                    np.array([0.25, 0.75]))
-    np.testing.assert_allclose(duty, [0.25, 0.75 * 0.5])
+    gait = eval_metrics.dataset_gait(features, np.array([0, 2]), np.array([2, 4]),
+                                     np.array([0.25, 0.75]), fps=50.0)
+    np.testing.assert_allclose(gait.duty_factor, [0.25, 0.75 * 0.5])
 
 
 def test_sim2sim_gap_and_table() -> None:

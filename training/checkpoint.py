@@ -319,17 +319,23 @@ def load_checkpoint(path: str | Path, template: Any) -> tuple[Any, dict[str, Any
     if len(recorded) != len(flat):
         raise CheckpointError(_leaf_set_mismatch(path, [r["path"] for r in recorded],
                                                  [_leaf_path(key) for key, _ in flat]))
+    values = _stored_leaves(path, meta)
+    check_finite_leaves(path, [(record["path"], value)
+                               for record, value in zip(recorded, values, strict=True)])
+    leaves = [_restore_leaf(value, like, key, record, path)
+              for (key, like), record, value in zip(flat, recorded, values, strict=True)]
+    return jax.tree_util.tree_unflatten(treedef, leaves), meta
+
+
+def _stored_leaves(path: Path, meta: dict[str, Any]) -> list[np.ndarray]:
+    """The checkpoint's arrays in the order ``meta`` records them, after the checksums."""
     verify_files(path)
     stored = read_state_arrays(path)
-    if len(stored) != len(recorded):
+    names = [f"leaf_{i:05d}" for i in range(len(meta["leaves"]))]
+    if sorted(stored) != names:
         raise CheckpointError(f"{path / STATE_FILE}: damaged ({len(stored)} arrays, "
-                              f"{META_FILE} records {len(recorded)})")
-    check_finite_leaves(path, [(record["path"], stored[f"leaf_{i:05d}"])
-                               for i, record in enumerate(recorded)])
-    leaves = []
-    for i, ((key, like), record) in enumerate(zip(flat, recorded, strict=True)):
-        leaves.append(_restore_leaf(stored[f"leaf_{i:05d}"], like, key, record, path))
-    return jax.tree_util.tree_unflatten(treedef, leaves), meta
+                              f"{META_FILE} records {len(names)})")
+    return [stored[name] for name in names]
 
 
 def _leaf_set_mismatch(path: Path, stored: list[str], expected: list[str]) -> str:
@@ -366,8 +372,7 @@ def load_matching(path: str | Path, template: Any) -> tuple[Any, dict[str, Any],
     """
     path = Path(path)
     meta = read_meta(path)
-    verify_files(path)
-    stored = read_state_arrays(path)
+    values = _stored_leaves(path, meta)
     by_path = {record["path"]: (i, record) for i, record in enumerate(meta["leaves"])}
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves, kept = [], []
@@ -378,7 +383,7 @@ def load_matching(path: str | Path, template: Any) -> tuple[Any, dict[str, Any],
             kept.append(name)
             continue
         i, record = by_path[name]
-        value = stored[f"leaf_{i:05d}"]
+        value = values[i]
         check_finite_leaves(path, [(name, value)])
         leaves.append(_restore_leaf(value, like, key, record, path))
     return jax.tree_util.tree_unflatten(treedef, leaves), meta, kept

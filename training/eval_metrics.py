@@ -227,15 +227,23 @@ class DatasetGait:
 
 def dataset_gait(features: np.ndarray, clip_start: np.ndarray, clip_length: np.ndarray,
                  clip_weight: np.ndarray, fps: float) -> DatasetGait:
-    """Duty factor and cadence of a merged dataset, clips counted by their sampling weight."""
-    duty = dataset_duty_factor(features, clip_start, clip_length, clip_weight)
-    rates, weights = [], []
-    for start, length, weight in zip(clip_start, clip_length, clip_weight, strict=True):
+    """Duty factor and cadence of a merged dataset, clips counted by their sampling weight.
+
+    The duty factor (share of time each foot, left and right, touches the floor: toe or heel
+    contact feature on) counts every clip, as the discriminator sees them; the cadence only
+    the locomotion clips (mean forward speed >= :data:`LOCOMOTION_MIN_SPEED_MPS`).
+    """
+    duty = np.zeros(2)
+    weights = np.asarray(clip_weight, np.float64) / np.sum(clip_weight)
+    rates, rate_weights = [], []
+    for start, length, weight in zip(clip_start, clip_length, weights, strict=True):
         clip = features[int(start):int(start) + int(length)]
+        duty += weight * kin.foot_contact(clip).mean(axis=0)
         if clip[:, _FORWARD_SPEED].mean() >= LOCOMOTION_MIN_SPEED_MPS:
             rates.append(clip_step_rate_hz(clip, fps))
-            weights.append(float(weight))
-    rate = float(np.average(rates, weights=weights)) if sum(weights) > 0 else float("nan")
+            rate_weights.append(float(weight))
+    rate = float(np.average(rates, weights=rate_weights)) if sum(rate_weights) > 0 \
+        else float("nan")
     return DatasetGait(duty_factor=duty, step_rate_hz=rate)
 
 
@@ -247,21 +255,6 @@ def clip_step_rate_hz(features: np.ndarray, fps: float) -> float:
     for contact in kin.foot_contact(features):
         acc.update(count_steps(acc, contact[None], measured))
     return float(acc["touchdowns"].sum() * fps / max(features.shape[0], 1))
-
-
-def dataset_duty_factor(features: np.ndarray, clip_start: np.ndarray,
-                        clip_length: np.ndarray, clip_weight: np.ndarray) -> np.ndarray:
-    """Share of time each foot (left, right) touches the floor in the data, [2].
-
-    A foot touches when its toe or heel contact feature is on; clips count by their sampling
-    weight, as the discriminator sees them.
-    """
-    duty = np.zeros(2)
-    weights = np.asarray(clip_weight, np.float64) / np.sum(clip_weight)
-    for start, length, weight in zip(clip_start, clip_length, weights, strict=True):
-        foot = kin.foot_contact(features[int(start):int(start) + int(length)])
-        duty += weight * foot.mean(axis=0)
-    return duty
 
 
 def summarize(acc: dict[str, np.ndarray], setup: EpisodeSetup, control_dt: float,
