@@ -10,8 +10,10 @@ every locomotion clip (mean forward speed >= ``LOCOMOTION_MIN_SPEED_MPS``) ``fac
 faster, resampled to the same 50 FPS (positions and the root height interpolated, velocities
 interpolated and multiplied by the factor, contacts taken from the nearest frame), and trains
 fresh discriminators on those transitions against the unchanged locomotion clips, with the
-trainer's loss and the dataset's normalizer. Each is scored on held-out transitions with
-clean inputs, as the style reward is. Factor 1 is the control: it must stay near chance.
+trainer's loss and the dataset's normalizer. Each is scored on fresh draws with clean inputs,
+as the style reward is. The clips hold a few thousand frames, so those draws are frames it
+was trained on: the accuracy is how well this discriminator can draw the line at all, an
+upper bound of what it generalizes. Factor 1 is the control: it must stay near chance.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from amp.dataset import DatasetArrays, clip_cdf, load_dataset, sample_pairs
+from amp.dataset import DatasetArrays, clip_cdf, load_dataset, normalize, sample_pairs
 from amp.features import FEATURE_LAYOUT
 from bench.disc_probe import score, train_probe
 from robots import load_spec
 from robots.errors import AmpkitError
-from training.eval_metrics import LOCOMOTION_MIN_SPEED_MPS
+from training.eval_metrics import LOCOMOTION_MIN_SPEED_MPS, is_locomotion_clip
 
-_FORWARD_SPEED = 18
 _VELOCITY_COLUMNS = np.r_[tuple(block.as_slice() for block in FEATURE_LAYOUT
                                 if block.name in ("joint_vel", "root_lin_vel", "root_ang_vel"))]
 _CONTACT_COLUMNS = next(block.as_slice() for block in FEATURE_LAYOUT
@@ -53,11 +54,12 @@ def locomotion_arrays(features: np.ndarray, clip_start: np.ndarray, clip_length:
                       clip_weight: np.ndarray, mean: np.ndarray, std: np.ndarray,
                       factor: float) -> DatasetArrays:
     """Sampler arrays of the locomotion clips, each played ``factor`` times faster, weighted as
-    in the dataset; ``mean`` / ``std`` are kept (the discriminator's normalizer)."""
+    in the dataset; ``mean`` / ``std`` (the whole dataset's: the discriminator's normalizer)
+    are kept as given."""
     clips, weights = [], []
     for start, length, weight in zip(clip_start, clip_length, clip_weight, strict=True):
         clip = features[int(start):int(start) + int(length)]
-        if clip[:, _FORWARD_SPEED].mean() >= LOCOMOTION_MIN_SPEED_MPS:
+        if is_locomotion_clip(clip):
             clips.append(time_scaled_clip(clip, factor))
             weights.append(float(weight))
     if not clips:
@@ -81,33 +83,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--held-out", type=int, default=20_000)
+    parser.add_argument("--scored", type=int, default=20_000, help="transitions scored per side")
     args = parser.parse_args(argv)
 
     data = load_dataset(args.data, load_spec(args.robot)).data
-    mean, std = np.asarray(data.mean), np.maximum(np.asarray(data.std), 1e-3)
     reference = locomotion_arrays(data.features, data.clip_start, data.clip_length,
-                                  data.clip_weight, mean, std, 1.0)
+                                  data.clip_weight, data.mean, data.std, 1.0)
 
     def normalized(arrays: DatasetArrays, key: jax.Array, n: int) -> jax.Array:
-        return (sample_pairs(arrays, key, n) - arrays.mean) / arrays.std
+        return normalize(arrays, sample_pairs(arrays, key, n))
 
     rng = jax.random.PRNGKey(0)
     print(f"{args.data}: locomotion clips, discriminator {tuple(args.hidden)}, noise "
           f"{args.noise:g}, gp {args.gp:g}, {args.steps} steps")
     for factor in args.factors:
         faster = locomotion_arrays(data.features, data.clip_start, data.clip_length,
-                                   data.clip_weight, mean, std, factor)
-        train_key, held_key, data_key, probe_key, rng = jax.random.split(rng, 5)
+                                   data.clip_weight, data.mean, data.std, factor)
+        train_key, scored_key, data_key, probe_key, rng = jax.random.split(rng, 5)
         train = normalized(faster, train_key, 100_000)
-        held_out = normalized(faster, held_key, args.held_out)
-        held_data = normalized(reference, data_key, args.held_out)
+        scored_faster = normalized(faster, scored_key, args.scored)
+        scored_data = normalized(reference, data_key, args.scored)
         network, params = train_probe(
             probe_key, tuple(args.hidden), train,
             lambda key, n: normalized(reference, key, n), args.noise, args.gp,
             args.learning_rate, args.steps, args.batch)
-        print(score(f"played x{factor:g}", network.apply(params, held_out),
-                    network.apply(params, held_data)).line(), flush=True)
+        print(score(f"played x{factor:g}", network.apply(params, scored_faster),
+                    network.apply(params, scored_data)).line(), flush=True)
     return 0
 
 

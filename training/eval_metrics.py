@@ -239,12 +239,19 @@ def dataset_gait(features: np.ndarray, clip_start: np.ndarray, clip_length: np.n
     for start, length, weight in zip(clip_start, clip_length, weights, strict=True):
         clip = features[int(start):int(start) + int(length)]
         duty += weight * kin.foot_contact(clip).mean(axis=0)
-        if clip[:, _FORWARD_SPEED].mean() >= LOCOMOTION_MIN_SPEED_MPS:
+        if is_locomotion_clip(clip):
             rates.append(clip_step_rate_hz(clip, fps))
             rate_weights.append(float(weight))
     rate = float(np.average(rates, weights=rate_weights)) if sum(rate_weights) > 0 \
         else float("nan")
     return DatasetGait(duty_factor=duty, step_rate_hz=rate)
+
+
+def is_locomotion_clip(features: np.ndarray) -> bool:
+    """Whether a clip's AMP frames [T, 29] move forward on average at
+    :data:`LOCOMOTION_MIN_SPEED_MPS` or faster (walks and jogs, not standing or stepping in
+    place)."""
+    return bool(features[:, _FORWARD_SPEED].mean() >= LOCOMOTION_MIN_SPEED_MPS)
 
 
 def clip_step_rate_hz(features: np.ndarray, fps: float) -> float:
