@@ -19,6 +19,7 @@ from training.config import (
     apply_overrides,
     preset,
 )
+from training.iteration import style_weight_at
 from training.networks import (
     clamp_log_std,
     gaussian_entropy,
@@ -219,6 +220,26 @@ def test_action_noise_anneals_geometrically_then_holds() -> None:
                                rtol=1e-6)
     plain = preset("cpu-smoke").network
     assert float(max_action_std(plain, jnp.asarray(10**6))) == plain.max_action_std
+
+
+def test_style_weight_ramps_linearly_then_holds() -> None:
+    """cpu-walk: 0.5 until iteration 600, 1.0 half way (850), 1.5 from 1100 on; without a
+    ramp the weight is ``style_weight`` at every iteration."""
+    amp = preset("cpu-walk").amp
+    expected = {0: 0.5, 600: 0.5, 850: 1.0, 1100: 1.5, 5000: 1.5}
+    for iteration, weight in expected.items():
+        assert float(style_weight_at(amp, jnp.asarray(iteration))) == pytest.approx(weight,
+                                                                                   rel=1e-6)
+    plain = preset("cpu-smoke").amp
+    assert float(style_weight_at(plain, jnp.asarray(10**6))) == plain.style_weight
+
+
+def test_style_ramp_needs_a_window() -> None:
+    walk = preset("cpu-walk")
+    for window in ((5, 5), (9, 3)):
+        amp = dataclasses.replace(walk.amp, style_ramp_iterations=window)
+        with pytest.raises(ConfigError, match="style_ramp_iterations"):
+            dataclasses.replace(walk, amp=amp).validate()
 
 
 def test_annealed_noise_needs_a_window() -> None:

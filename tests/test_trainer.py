@@ -39,12 +39,13 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 def learning_config():
-    """12 iterations; the action noise's cap anneals from 0.5 to 0.2 over iterations 4-8, so
-    resume is also checked across the anneal."""
+    """12 iterations; the action noise's cap anneals from 0.5 to 0.2 and the style weight ramps
+    from 0.5 to 1.0 over iterations 4-8, so resume is also checked across both."""
     config = tiny_config(num_iterations=12, checkpoint_every=4)
     network = dataclasses.replace(config.network, init_action_std=0.5, max_action_std=0.5,
                                   final_max_action_std=0.2, anneal_iterations=(4, 8))
-    return dataclasses.replace(config, network=network,
+    amp = dataclasses.replace(config.amp, final_style_weight=1.0, style_ramp_iterations=(4, 8))
+    return dataclasses.replace(config, network=network, amp=amp,
                                ppo=dataclasses.replace(config.ppo, num_envs=32,
                                                        unroll_length=16))
 
@@ -85,6 +86,16 @@ def test_rollouts_use_the_annealed_action_noise(run) -> None:
     assert np.all(std[:5] <= 0.5 + 1e-6) and std[0] == pytest.approx(0.5, rel=1e-5)
     assert std[5] == pytest.approx(0.5 * 0.4 ** 0.25, rel=1e-4)
     np.testing.assert_allclose(std[8:], 0.2, rtol=1e-5)
+
+
+def test_the_style_weight_ramps_and_mixes_the_reward(run) -> None:
+    """Row k logs iteration k-1: weight 0.5 through iteration 4, 0.5 + 0.125 per iteration to
+    1.0 at 8; each row's mean reward is 0.5 x task + that weight x style."""
+    weight = column(run.rows, "style_weight")
+    expected = [0.5] * 5 + [0.625, 0.75, 0.875] + [1.0] * 4
+    np.testing.assert_allclose(weight, expected, rtol=1e-6)
+    mixed = 0.5 * column(run.rows, "task_reward") + weight * column(run.rows, "style_reward")
+    np.testing.assert_allclose(column(run.rows, "total_reward"), mixed, rtol=1e-4, atol=1e-5)
 
 
 def test_outputs_logs_metrics_and_checkpoint_metadata(run) -> None:

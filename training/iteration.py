@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from training import ppo
-from training.config import TrainConfig
+from training.config import AmpConfig, TrainConfig
 from training.discriminator import (
     add_input_noise,
     discriminator_loss,
@@ -273,6 +273,16 @@ def rollout_metrics(rollout: Transition, style: jax.Array | None,
     return metrics
 
 
+def style_weight_at(config: AmpConfig, iteration: jax.Array) -> jax.Array:
+    """The style weight [] at ``iteration``: ``style_weight``, then linear to
+    ``final_style_weight`` over ``style_ramp_iterations`` (constant when that is None)."""
+    if config.final_style_weight is None:
+        return jnp.asarray(config.style_weight, jnp.float32)
+    start, end = config.style_ramp_iterations
+    progress = jnp.clip((iteration - start) / (end - start), 0.0, 1.0)
+    return config.style_weight + (config.final_style_weight - config.style_weight) * progress
+
+
 def training_iteration(state: TrainState, dataset: Any, *, env: Env, networks: Networks,
                        config: TrainConfig, sample_fn: SampleFn,
                        ) -> tuple[TrainState, Metrics, jax.Array]:
@@ -293,7 +303,9 @@ def training_iteration(state: TrainState, dataset: Any, *, env: Env, networks: N
         metrics.update(disc_metrics)
         style = style_rewards(networks.discriminator, state.disc_params, state.amp_stats,
                               rollout.amp_pairs)
-        rewards = config.amp.task_weight * rollout.task_reward + config.amp.style_weight * style
+        style_weight = style_weight_at(config.amp, state.iteration)
+        metrics["amp/style_weight"] = style_weight
+        rewards = config.amp.task_weight * rollout.task_reward + style_weight * style
     batch, gae_metrics = make_ppo_batch(state, networks, config, rollout, rewards,
                                         final_env_state)
     _, old_log_std = policy_distribution(networks.policy, state.params["policy"],

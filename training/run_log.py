@@ -17,6 +17,7 @@ CSV_METRICS: dict[str, str] = {
     "task_reward": "rollout/task_reward",
     "style_reward": "amp/style_reward_mean",
     "style_reward_std": "amp/style_reward_std",
+    "style_weight": "amp/style_weight",
     "total_reward": "rollout/total_reward",
     "fall_rate": "rollout/fall_rate",
     "policy_loss": "ppo/policy_loss",
