@@ -57,8 +57,7 @@ def measure(config: Any, data: Path, repeats: int, fused: bool) -> dict[str, flo
     def style_and_gae(s: Any) -> Any:
         style = style_rewards(networks.discriminator, s.disc_params, s.amp_stats,
                               transitions.amp_pairs)
-        rewards = (config.amp.task_weight * transitions.task_reward
-                   + it.style_weight_at(config.amp, s.iteration) * style)
+        rewards = it.mixed_rewards(config.amp, s.iteration, transitions.task_reward, style)
         return it.make_ppo_batch(s, networks, config, transitions, rewards, final_env)
 
     gae = jax.jit(style_and_gae)

@@ -30,7 +30,12 @@ from training.discriminator import (
     replay_insert,
     separability,
 )
-from training.networks import gaussian_entropy, gaussian_kl, gaussian_log_prob
+from training.networks import (
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_log_prob,
+    window_progress,
+)
 from training.normalization import normalize, update_stats
 from training.policy import make_inference_fn, policy_distribution, style_rewards
 from training.train_state import Networks, TrainState
@@ -278,9 +283,14 @@ def style_weight_at(config: AmpConfig, iteration: jax.Array) -> jax.Array:
     ``final_style_weight`` over ``style_ramp_iterations`` (constant when that is None)."""
     if config.final_style_weight is None:
         return jnp.asarray(config.style_weight, jnp.float32)
-    start, end = config.style_ramp_iterations
-    progress = jnp.clip((iteration - start) / (end - start), 0.0, 1.0)
+    progress = window_progress(iteration, config.style_ramp_iterations)
     return config.style_weight + (config.final_style_weight - config.style_weight) * progress
+
+
+def mixed_rewards(config: AmpConfig, iteration: jax.Array, task_reward: jax.Array,
+                  style: jax.Array) -> jax.Array:
+    """What PPO optimizes at ``iteration``: task_weight·task + style weight·style, [T, N]."""
+    return config.task_weight * task_reward + style_weight_at(config, iteration) * style
 
 
 def training_iteration(state: TrainState, dataset: Any, *, env: Env, networks: Networks,
@@ -303,9 +313,8 @@ def training_iteration(state: TrainState, dataset: Any, *, env: Env, networks: N
         metrics.update(disc_metrics)
         style = style_rewards(networks.discriminator, state.disc_params, state.amp_stats,
                               rollout.amp_pairs)
-        style_weight = style_weight_at(config.amp, state.iteration)
-        metrics["amp/style_weight"] = style_weight
-        rewards = config.amp.task_weight * rollout.task_reward + style_weight * style
+        metrics["amp/style_weight"] = style_weight_at(config.amp, state.iteration)
+        rewards = mixed_rewards(config.amp, state.iteration, rollout.task_reward, style)
     batch, gae_metrics = make_ppo_batch(state, networks, config, rollout, rewards,
                                         final_env_state)
     _, old_log_std = policy_distribution(networks.policy, state.params["policy"],

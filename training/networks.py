@@ -114,9 +114,15 @@ def max_action_std(config: NetworkConfig, iteration: jax.Array | None = None) ->
     high = jnp.asarray(config.max_action_std, jnp.float32)
     if config.final_max_action_std is None or iteration is None:
         return high
-    start, end = config.anneal_iterations
-    progress = jnp.clip((iteration - start) / (end - start), 0.0, 1.0)
+    progress = window_progress(iteration, config.anneal_iterations)
     return high * (config.final_max_action_std / config.max_action_std) ** progress
+
+
+def window_progress(iteration: jax.Array, window: tuple[int, int]) -> jax.Array:
+    """How far ``iteration`` is through ``window = (start, end)`` []: 0 up to ``start``,
+    rising linearly to 1 at ``end``, 1 after (the shape of every training schedule)."""
+    start, end = window
+    return jnp.clip((iteration - start) / (end - start), 0.0, 1.0)
 
 
 def gaussian_log_prob(action: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
