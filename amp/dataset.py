@@ -4,9 +4,11 @@
 and puts the arrays on the device; ``dataset_from(path, data, spec)`` does the same for a file
 already read (``amp.merge.read_merged``), so a program reads its dataset once.
 ``sample_pairs(arrays, rng, batch_size)`` is a pure function returning transitions
-(s_t, s_t+1) that never cross a clip boundary; clip c is drawn with probability
-``clip_weight[c]`` and a start frame uniformly among its ``clip_length[c] - 1`` transitions,
-so each valid pair has probability ``clip_weight / (clip_length - 1)``.
+(s_t, s_t+1) that never cross a clip boundary, each drawn with its probability in
+``arrays.pair_cdf``. By default clip c is drawn with probability ``clip_weight[c]`` and a start
+frame uniformly among its ``clip_length[c] - 1`` transitions, so each valid pair has
+probability ``clip_weight / (clip_length - 1)`` (:func:`pair_distribution`); a trainer may
+reweight the pairs (``amp.speed_match``) through ``make_arrays(..., pair_probability=...)``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ class DatasetArrays(NamedTuple):
         features: [N, 29] float32 AMP frames of all clips, back to back.
         clip_start: [C] int32 index of each clip's first frame.
         clip_length: [C] int32 frames per clip (each >= 2).
-        clip_cdf: [C] float32 cumulative clip weights, the last positive one exactly 1.
+        pair_start: [P] int32 first frame of every valid transition (P = sum(clip_length - 1)).
+        pair_cdf: [P] float32 cumulative transition probabilities, the last positive one
+            exactly 1 (:func:`clip_cdf`).
         mean: [29] float32 per-feature mean (weighted as the sampler draws).
         std: [29] float32 per-feature standard deviation (0 for constant features).
     """
@@ -40,7 +44,8 @@ class DatasetArrays(NamedTuple):
     features: jax.Array
     clip_start: jax.Array
     clip_length: jax.Array
-    clip_cdf: jax.Array
+    pair_start: jax.Array
+    pair_cdf: jax.Array
     mean: jax.Array
     std: jax.Array
 
@@ -77,10 +82,11 @@ def dataset_contact_rule(data: MergedDataset) -> ContactRule:
 
 
 def clip_cdf(clip_weight: np.ndarray) -> np.ndarray:
-    """Cumulative clip probabilities [C] float32; from the last positive weight on, exactly 1.
+    """Cumulative probabilities [C] float32 (of clips, frames or transitions); from the last
+    positive weight on, exactly 1.
 
-    A uniform u in [0, 1) then picks clip ``searchsorted(cdf, u, side="right")``, which can
-    never be a zero-weight clip.
+    A uniform u in [0, 1) then picks entry ``searchsorted(cdf, u, side="right")``, which can
+    never be a zero-weight one.
     """
     weights = np.asarray(clip_weight, np.float64)
     cdf = np.cumsum(weights) / weights.sum()
@@ -89,15 +95,40 @@ def clip_cdf(clip_weight: np.ndarray) -> np.ndarray:
     return cdf.astype(np.float32)
 
 
-def make_arrays(data: MergedDataset, device: jax.Device | None = None) -> DatasetArrays:
-    """Device arrays for :func:`sample_pairs` from a host dataset."""
+def make_arrays(data: MergedDataset, device: jax.Device | None = None,
+                pair_probability: np.ndarray | None = None) -> DatasetArrays:
+    """Device arrays for :func:`sample_pairs` from a host dataset.
+
+    Args:
+        data: The merged dataset.
+        device: Where to put the arrays (None: the default device).
+        pair_probability: [P] probability of each transition in :func:`pair_distribution`'s
+            order; None draws them as that function gives.
+    """
+    return sampler_arrays(data.features, data.clip_start, data.clip_length, data.clip_weight,
+                          data.mean, data.std, device, pair_probability)
+
+
+def sampler_arrays(features: np.ndarray, clip_start: np.ndarray, clip_length: np.ndarray,
+                   clip_weight: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                   device: jax.Device | None = None,
+                   pair_probability: np.ndarray | None = None) -> DatasetArrays:
+    """:class:`DatasetArrays` of clips given as arrays (``clip_start`` must index
+    ``features`` back to back, as :func:`pair_distribution` assumes); see
+    :func:`make_arrays`."""
+    pair_start, default_probability = pair_distribution(clip_length, clip_weight)
+    probability = default_probability if pair_probability is None else pair_probability
+    if np.shape(probability) != pair_start.shape:
+        raise ValueError(f"pair_probability has shape {np.shape(probability)}, the dataset "
+                         f"has {pair_start.shape[0]} transitions")
     host = DatasetArrays(
-        features=np.asarray(data.features, np.float32),
-        clip_start=np.asarray(data.clip_start, np.int32),
-        clip_length=np.asarray(data.clip_length, np.int32),
-        clip_cdf=clip_cdf(data.clip_weight),
-        mean=np.asarray(data.mean, np.float32),
-        std=np.asarray(data.std, np.float32),
+        features=np.asarray(features, np.float32),
+        clip_start=np.asarray(clip_start, np.int32),
+        clip_length=np.asarray(clip_length, np.int32),
+        pair_start=np.asarray(pair_start, np.int32),
+        pair_cdf=clip_cdf(probability),
+        mean=np.asarray(mean, np.float32),
+        std=np.asarray(std, np.float32),
     )
     return DatasetArrays(*(jax.device_put(a, device) for a in host))
 
@@ -164,13 +195,9 @@ def sample_pairs(arrays: DatasetArrays, rng: jax.Array, batch_size: int) -> jax.
     Returns:
         [B, 2, 29] float32: ``[:, 0]`` is s_t, ``[:, 1]`` is s_t+1.
     """
-    clip_key, frame_key = jax.random.split(rng)
-    u = jax.random.uniform(clip_key, (batch_size,))
-    clip = jnp.searchsorted(arrays.clip_cdf, u, side="right")
-    clip = jnp.minimum(clip, arrays.clip_cdf.shape[0] - 1)
-    num_transitions = arrays.clip_length[clip] - 1
-    offset = jax.random.randint(frame_key, (batch_size,), 0, num_transitions)
-    start = arrays.clip_start[clip] + offset
+    u = jax.random.uniform(rng, (batch_size,))
+    pair = jnp.searchsorted(arrays.pair_cdf, u, side="right")
+    start = arrays.pair_start[jnp.minimum(pair, arrays.pair_cdf.shape[0] - 1)]
     return jnp.stack([arrays.features[start], arrays.features[start + 1]], axis=1)
 
 

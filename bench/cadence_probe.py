@@ -23,10 +23,9 @@ import sys
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from amp.dataset import DatasetArrays, clip_cdf, load_dataset, normalize, sample_pairs
+from amp.dataset import DatasetArrays, load_dataset, normalize, sample_pairs, sampler_arrays
 from amp.features import FEATURE_LAYOUT
 from bench.disc_probe import score, train_probe
 from robots import load_spec
@@ -67,9 +66,7 @@ def locomotion_arrays(features: np.ndarray, clip_start: np.ndarray, clip_length:
                           f"{LOCOMOTION_MIN_SPEED_MPS} m/s)")
     lengths = np.array([len(clip) for clip in clips], np.int32)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int32)
-    return DatasetArrays(jnp.asarray(np.concatenate(clips)), jnp.asarray(starts),
-                         jnp.asarray(lengths), jnp.asarray(clip_cdf(np.array(weights))),
-                         jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
+    return sampler_arrays(np.concatenate(clips), starts, lengths, np.array(weights), mean, std)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,7 @@ from training.discriminator import add_input_noise, discriminator_loss, style_re
 from training.networks import make_discriminator
 from training.normalization import normalize
 from training.policy import load_snapshot
+from training.train import discriminator_arrays
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = pairs[held_out.shape[0]:]
     spec = load_spec(meta["robot"])
     dataset = load_dataset(args.data, spec)
+    # The reference transitions as the run's discriminator drew them (speed-matched or not).
+    reference = discriminator_arrays(dataset, config.amp, snapshot.env)
 
     def data_fn(key, n):
-        return normalize(stats, sample_pairs(dataset.arrays, key, n), clip)
+        return normalize(stats, sample_pairs(reference, key, n), clip)
 
     held_data = data_fn(data_key, held_out.shape[0])
-    raw_data = np.asarray(sample_pairs(dataset.arrays, data_key, 20_000)[:, 0])
+    raw_data = np.asarray(sample_pairs(reference, data_key, 20_000)[:, 0])
     names = feature_names(spec.amp_joint_names)
     print(f"{path}: iteration {meta['iteration']}, {size} replay transitions "
           f"({held_out.shape[0]} held out), discriminator {config.amp.hidden}")

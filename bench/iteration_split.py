@@ -42,10 +42,10 @@ def _time(fn: Callable[[], Any], repeats: int) -> float:
 def measure(config: Any, data: Path, repeats: int, fused: bool) -> dict[str, float]:
     """Median seconds per phase and for the fused iteration."""
     setup = prepare(config, data)  # the trainer's start-up: one read, RSI, contact rule
-    config, env, dataset = setup.config, setup.env, setup.dataset
+    config, env = setup.config, setup.env
     networks = make_networks(config, env)
     state = jax.jit(lambda: init_train_state(config, env, networks))()
-    arrays = dataset.arrays
+    arrays = setup.discriminator_data
     key = jax.random.PRNGKey(1)
 
     rollout = jax.jit(lambda s, k: it.collect_rollout(s, env, networks, config, k))

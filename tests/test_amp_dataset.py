@@ -76,7 +76,8 @@ def padded_arrays(data: MergedDataset, num_frames: int = 256, num_clips: int = 8
         features=jnp.asarray(features),
         clip_start=jnp.concatenate([arrays.clip_start, jnp.asarray(starts, jnp.int32)]),
         clip_length=jnp.concatenate([arrays.clip_length, jnp.full(extra_clips, 2, jnp.int32)]),
-        clip_cdf=jnp.concatenate([arrays.clip_cdf, jnp.ones(extra_clips, jnp.float32)]),
+        pair_start=jnp.concatenate([arrays.pair_start, jnp.asarray(starts, jnp.int32)]),
+        pair_cdf=jnp.concatenate([arrays.pair_cdf, jnp.ones(extra_clips, jnp.float32)]),
         mean=arrays.mean, std=arrays.std)
 
 

@@ -43,7 +43,7 @@ def test_locomotion_arrays_keep_only_moving_clips() -> None:
                                np.array([0.9, 0.1]), np.zeros(29), np.ones(29), 2.0)
     assert arrays.features.shape == (5, 29)
     assert arrays.clip_length.tolist() == [5] and arrays.clip_start.tolist() == [0]
-    np.testing.assert_allclose(np.asarray(arrays.clip_cdf), [1.0])
+    np.testing.assert_allclose(np.asarray(arrays.pair_cdf), [0.25, 0.5, 0.75, 1.0])
 
 
 def test_threshold_accuracy_of_separable_and_identical_features() -> None:

@@ -426,6 +426,8 @@ def test_4_misspelled_section_stops_the_retarget_stage(amass, tmp_path, capsys) 
     ("ppo.unroll_length=-4", "ppo.unroll_length: must be >= 1"),
     ("amp.replay_fraction=1.5", "amp.replay_fraction: must lie in [0, 1], got 1.5"),
     ("network.value_hidden=[64,0]", "network.value_hidden: must be >= 1, got 0"),
+    ("amp.speed_match_max_ratio=0.5", "amp.speed_match_max_ratio: must be >= 1, got 0.5"),
+    ("amp.speed_matched_data=maybe", "amp.speed_matched_data"),
     ("ppo.num_minibatches=3", "not divisible by ppo.num_minibatches=3"),
 ])
 def test_4_training_bounds_are_checked_up_front(assignment, message) -> None:

@@ -128,6 +128,13 @@ class AmpConfig:
             stays there (``training.iteration.style_weight_at``); None keeps
             ``style_weight`` throughout.
         style_ramp_iterations: (start, end) iterations of that ramp, ``start < end``.
+        speed_matched_data: Draw the discriminator's reference transitions so that their
+            forward speed is spread evenly over the environment's forward-speed command range
+            (``amp.speed_match``), instead of as the clips happen to be; needs an environment
+            with ``commands.vx_mps``.
+        speed_match_window_s: Window the reference's forward speed is averaged over [s].
+        speed_match_bin_mps: Width of the speed bins [m/s].
+        speed_match_max_ratio: A speed bin's weight is raised at most this many times.
     """
 
     BOUNDS: ClassVar[dict[str, str]] = {
@@ -136,7 +143,8 @@ class AmpConfig:
         "num_minibatches": ">= 1", "batch_size": ">= 1", "replay_size": ">= 1",
         "replay_fraction": "[0, 1]", "normalizer_clip": "> 0", "input_noise_std": ">= 0",
         "task_weight": ">= 0", "style_weight": ">= 0", "final_style_weight": ">= 0",
-        "style_ramp_iterations": ">= 0"}
+        "style_ramp_iterations": ">= 0", "speed_match_window_s": "> 0",
+        "speed_match_bin_mps": "> 0", "speed_match_max_ratio": ">= 1"}
 
     enabled: bool = True
     hidden: tuple[int, ...] = (1024, 512)
@@ -156,6 +164,10 @@ class AmpConfig:
     style_weight: float = 0.5
     final_style_weight: float | None = None
     style_ramp_iterations: tuple[int, int] = (0, 0)
+    speed_matched_data: bool = False
+    speed_match_window_s: float = 1.0
+    speed_match_bin_mps: float = 0.05
+    speed_match_max_ratio: float = 4.0
 
 
 @dataclass(frozen=True)

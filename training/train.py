@@ -33,9 +33,18 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from amp.dataset import AmpDataset, dataset_contact_rule, dataset_from, sample_pairs
+from amp.dataset import (
+    AmpDataset,
+    DatasetArrays,
+    dataset_contact_rule,
+    dataset_from,
+    make_arrays,
+    pair_distribution,
+    sample_pairs,
+)
 from amp.features import ContactRule
 from amp.merge import MergedDataset, read_merged
+from amp.speed_match import SpeedMatch, speed_matched_probability
 from robots.cli import stage_parser
 from robots.config import build_config
 from robots.errors import AmpkitError
@@ -45,6 +54,7 @@ from training import checkpoint as ckpt
 from training import sharding
 from training.config import (
     PRESETS,
+    AmpConfig,
     ConfigError,
     TrainConfig,
     apply_overrides,
@@ -227,12 +237,16 @@ class Setup:
         env: The environment, with the dataset's reference states where the config asks.
         env_key: Its :class:`EnvKey` (None: not shareable).
         dataset: The merged dataset, on the device.
+        discriminator_data: The sampler arrays the discriminator's reference transitions
+            are drawn from: ``dataset.arrays``, or those matched to the commanded speeds
+            (``amp.speed_matched_data``, :func:`discriminator_arrays`).
     """
 
     config: TrainConfig
     env: Env
     env_key: EnvKey | None
     dataset: AmpDataset
+    discriminator_data: DatasetArrays
 
 
 def prepare(config: TrainConfig, data: str | Path | AmpDataset, env: Env | None = None,
@@ -262,7 +276,35 @@ def prepare(config: TrainConfig, data: str | Path | AmpDataset, env: Env | None 
     check_contact_rule(env, dataset)
     seeded = with_reference_init(env, dataset)
     reference = dataset.content_sha256 if seeded is not env else None
-    return Setup(config, seeded, EnvKey.of(seeded, reference), dataset)
+    return Setup(config, seeded, EnvKey.of(seeded, reference), dataset,
+                 discriminator_arrays(dataset, config.amp, env))
+
+
+def discriminator_arrays(dataset: AmpDataset, amp: AmpConfig, env: Env) -> DatasetArrays:
+    """The arrays the discriminator's reference transitions are drawn from: the dataset's
+    own, or with ``amp.speed_matched_data`` reweighted to the environment's forward-speed
+    command range (the bins' shares before and after are printed to stderr).
+
+    Raises:
+        ConfigError: speed matching is asked of an environment without a forward-speed
+            command range.
+        SpeedMatchError: no reference transition moves at the commanded speeds.
+    """
+    if not (amp.enabled and amp.speed_matched_data):
+        return dataset.arrays
+    commands = getattr(getattr(env, "config", None), "commands", None)
+    if commands is None or not hasattr(commands, "vx_mps"):
+        raise ConfigError(f"amp.speed_matched_data needs an environment with a forward-speed "
+                          f"command range (commands.vx_mps); {type(env).__name__} has none")
+    data = dataset.data
+    match = SpeedMatch(speed_range_mps=tuple(commands.vx_mps),
+                       window_s=amp.speed_match_window_s, bin_width_mps=amp.speed_match_bin_mps,
+                       max_ratio=amp.speed_match_max_ratio)
+    pair_start, probability = pair_distribution(data.clip_length, data.clip_weight)
+    matched, report = speed_matched_probability(data.features, data.clip_start, data.clip_length,
+                                                pair_start, probability, data.fps, match)
+    print(f"{dataset.path}: {report.summary()}", file=sys.stderr)
+    return make_arrays(data, pair_probability=matched)
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
@@ -348,7 +390,7 @@ class Runner:
         self.networks = make_networks(config, env)
         shape = jax.eval_shape(lambda: init_train_state(config, env, self.networks))
         self.shardings = sharding.state_shardings(shape, self.mesh)
-        self.dataset_arrays = sharding.put_replicated(self.dataset.arrays, self.mesh)
+        self.dataset_arrays = sharding.put_replicated(setup.discriminator_data, self.mesh)
         self.iteration_fn = compiled_iteration(
             env, setup.env_key, self.networks, config, self.mesh, self.shardings,
             sharding.replicated(self.mesh), sample_pairs)
