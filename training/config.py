@@ -324,7 +324,12 @@ make standing still the optimum (the dataset holds standing clips, and a standin
 earns style reward without the risk of stepping), hence the ramp after the gait exists.
 Measured from scratch (``bench.walk``, run w8): style 0.302 against 0.243 without the ramp,
 policy accuracy still 0.997; flat 0.088 (0.41 m/s at a 0.3 command), grid 0.100, yaw 0.075,
-14.5 W against 6.6 W, push success 0.13 against 0.31."""
+14.5 W against 6.6 W, push success 0.13 against 0.31.
+
+``speed_matched_data`` stays off: with it and a 1.0 Hz clock (run w10) flat was 0.162, grid
+0.168, yaw 0.065, style 0.325 / accuracy 0.997, duty 0.61 / 0.61, push success 0.00, against
+w9's 0.204, 0.184, 0.120, 0.325 / 0.991 without it; the robot still walked at 0.49 m/s at a
+0.3 command (step rate x the data's step lengths)."""
 
 WALK_NETWORK = NetworkConfig(policy_hidden=(256, 128, 64), value_hidden=(256, 128, 64),
                              init_action_std=0.4, max_action_std=0.4,
