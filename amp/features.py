@@ -80,6 +80,10 @@ def layout_slices() -> dict[str, slice]:
     return {s.name: s.as_slice() for s in FEATURE_LAYOUT}
 
 
+FORWARD_SPEED_COLUMN = layout_slices()["root_lin_vel"].start
+"""``root_lin_vel/x``: the root's forward speed in its own frame [m/s]."""
+
+
 def feature_names(amp_joint_names: tuple[str, ...]) -> tuple[str, ...]:
     """One name per feature dimension, e.g. ``joint_pos/left_knee_pitch``."""
     return (

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amp.features import FORWARD_SPEED_COLUMN
 from robots.errors import AmpkitError
-
-FORWARD_SPEED_COLUMN = 18
-"""``root_lin_vel/x`` in the 29-dim AMP frame: the root's forward speed in its own frame [m/s]."""
 
 
 class SpeedMatchError(AmpkitError, ValueError):
@@ -142,15 +140,14 @@ def speed_matched_probability(features: np.ndarray, clip_start: np.ndarray,
             f"(windowed forward speeds span {speed.min():.2f} to {speed.max():.2f} m/s)")
     num_bins = len(edges) - 1
     share_before = np.bincount(bin_of[inside], probability[inside], num_bins)
-    ratio = np.zeros(num_bins)
-    filled = share_before > 0
-    ratio[filled] = np.minimum((1.0 / num_bins) / share_before[filled], match.max_ratio)
+    wanted = np.divide(1.0 / num_bins, share_before, out=np.zeros(num_bins),
+                       where=share_before > 0)  # an empty bin has nothing to raise
+    ratio = np.minimum(wanted, match.max_ratio)
     matched = np.where(inside, probability * ratio[np.where(inside, bin_of, 0)], 0.0)
     matched /= matched.sum()
     report = SpeedMatchReport(
         bin_edges=edges, share_before=share_before,
         share_after=np.bincount(bin_of[inside], matched[inside], num_bins),
         outside_before=float(probability[~inside].sum()),
-        capped_bins=tuple(int(b) for b in np.flatnonzero(
-            filled & ((1.0 / num_bins) / np.where(filled, share_before, 1.0) > match.max_ratio))))
+        capped_bins=tuple(int(b) for b in np.flatnonzero(wanted > match.max_ratio)))
     return matched, report

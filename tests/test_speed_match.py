@@ -12,9 +12,9 @@ import pytest
 
 from amp.clipfile import layout_json
 from amp.dataset import AmpDataset, make_arrays, pair_distribution, sample_pairs
+from amp.features import FORWARD_SPEED_COLUMN
 from amp.merge import MergeConfig, MergedDataset, merge_features
 from amp.speed_match import (
-    FORWARD_SPEED_COLUMN,
     SpeedMatch,
     SpeedMatchError,
     speed_matched_probability,
@@ -99,7 +99,7 @@ def test_the_sampler_draws_the_matched_probabilities() -> None:
     clip_freq = np.bincount(pairs[:, 0, 0].astype(int), minlength=3) / batch
     np.testing.assert_allclose(clip_freq, [0.5, 0.5, 0.0], atol=0.01)  # 5 sigma is 0.008
     np.testing.assert_array_equal(pairs[:, 1, 0], pairs[:, 0, 0])  # never across clips
-    with pytest.raises(ValueError, match="53 frames|50 transitions"):
+    with pytest.raises(ValueError, match="50 transitions"):
         make_arrays(data, pair_probability=probability[:-1])
 
 

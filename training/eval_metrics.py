@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from amp.features import layout_slices
+from amp.features import FORWARD_SPEED_COLUMN
 from training.envs import kinematics as kin
 from training.eval_setup import EpisodeSetup
 from training.scenarios import Scenario, command_key
@@ -208,7 +208,6 @@ def gait_metrics(a: dict[str, np.ndarray], control_dt: float) -> dict[str, float
 LOCOMOTION_MIN_SPEED_MPS = 0.1
 """A clip whose mean forward root speed is at least this is a locomotion clip: its step rate
 is the data's cadence (standing clips would pull the mean towards zero)."""
-_FORWARD_SPEED = layout_slices()["root_lin_vel"].start
 
 
 @dataclass(frozen=True)
@@ -251,7 +250,7 @@ def is_locomotion_clip(features: np.ndarray) -> bool:
     """Whether a clip's AMP frames [T, 29] move forward on average at
     :data:`LOCOMOTION_MIN_SPEED_MPS` or faster (walks and jogs, not standing or stepping in
     place)."""
-    return bool(features[:, _FORWARD_SPEED].mean() >= LOCOMOTION_MIN_SPEED_MPS)
+    return bool(features[:, FORWARD_SPEED_COLUMN].mean() >= LOCOMOTION_MIN_SPEED_MPS)
 
 
 def clip_step_rate_hz(features: np.ndarray, fps: float) -> float:
