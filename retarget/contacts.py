@@ -46,11 +46,16 @@ class ContactConfig:
             Gaussian of this standard deviation [s] (mocap noise would read as motion).
         swing_clearance_m: A foot not in contact is kept at least this high (its lowest sole
             site) [m]: a swinging foot grazing the floor would slide on it.
+        clearance_ramp_frames: The clearance grows linearly over this many frames after a
+            lift-off and shrinks over as many before a touch-down (a foot cannot jump
+            ``swing_clearance_m`` in one frame: a full clearance at the frame next to a contact
+            spiked the leg joints by 0.2-0.4 rad for that frame); 0 applies it at once.
     """
 
     BOUNDS: ClassVar[dict[str, str]] = {
         "height_m": ">= 0", "speed_mps": ">= 0", "min_frames": ">= 1",
-        "flatten_per_frame": "[0, 1]", "smoothing_s": ">= 0", "swing_clearance_m": ">= 0"}
+        "flatten_per_frame": "[0, 1]", "smoothing_s": ">= 0", "swing_clearance_m": ">= 0",
+        "clearance_ramp_frames": ">= 0"}
 
     height_m: float = 0.015
     speed_mps: float = 0.2
@@ -59,6 +64,7 @@ class ContactConfig:
     flatten_per_frame: float = 0.5
     smoothing_s: float = 0.03
     swing_clearance_m: float = 0.018
+    clearance_ramp_frames: int = 3
 
 
 @dataclass(frozen=True)
@@ -93,12 +99,31 @@ class FootPlan:
         anchor: [T] int8, the pinned sole site: 0 none, 1 heel, 2 toe.
         anchor_position: [T, 3] where the pinned site is held (NaN while none) [m].
         contact: [T, 2] bool, heel and toe contact labels.
+        clearance: [T] the height the foot's unpinned sole sites are kept above the floor
+            [m] (0 while pinned; ramped around contacts, :func:`swing_clearance`).
     """
 
     body: PoseTrajectory
     anchor: np.ndarray
     anchor_position: np.ndarray
     contact: np.ndarray
+    clearance: np.ndarray
+
+
+def swing_clearance(pinned: np.ndarray, config: ContactConfig) -> np.ndarray:
+    """[T] per-frame swing clearance of a foot pinned on ``pinned`` [T] bool frames [m]:
+    ``swing_clearance_m`` scaled by the distance in frames to the nearest pinned frame over
+    ``clearance_ramp_frames`` (capped at 1), 0 on pinned frames; a clip with no contact
+    gets the full clearance everywhere."""
+    frames = np.arange(pinned.shape[0])
+    pinned_frames = np.flatnonzero(pinned)
+    if config.clearance_ramp_frames == 0 or pinned_frames.size == 0:
+        return np.where(pinned, 0.0, config.swing_clearance_m)
+    after = np.searchsorted(pinned_frames, frames)
+    next_pin = pinned_frames[np.minimum(after, pinned_frames.size - 1)]
+    last_pin = pinned_frames[np.maximum(after - 1, 0)]
+    distance = np.minimum(np.abs(next_pin - frames), np.abs(frames - last_pin))
+    return config.swing_clearance_m * np.minimum(distance / config.clearance_ramp_frames, 1.0)
 
 
 def detect_contacts(points: np.ndarray, fps: float, config: ContactConfig) -> np.ndarray:
@@ -204,12 +229,14 @@ def plan_foot(free: FootPoses, contact: np.ndarray, heel_in_body: np.ndarray,
     body_quat[rows] = quat
     body_position[rows] = anchor_position[rows] - quat_rotate(quat, sites_body[anchor[rows]])
     swing = ~rows
+    clearance = swing_clearance(rows, config)
     if config.swing_clearance_m > 0 and swing.any():
         lowest = free_sites[swing, 1:, 2].min(axis=1)
         body_position[swing, 2] += np.maximum(
-            floor_height_m + config.swing_clearance_m - lowest, 0.0)
+            floor_height_m + clearance[swing] - lowest, 0.0)
     return FootPlan(body=PoseTrajectory(position=body_position, quat=body_quat), anchor=anchor,
-                    anchor_position=anchor_position, contact=contact.astype(bool))
+                    anchor_position=anchor_position, contact=contact.astype(bool),
+                    clearance=clearance)
 
 
 def _sole_quat(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:

@@ -9,7 +9,9 @@ Per clip (all lengths at robot scale, after scaling; frames at the output rate):
   in contact [m/s];
 - foot float: height of contact sites above the floor while labelled in contact, max [m];
 - joint-limit violations: (frame, joint) pairs outside the joint range;
-- max joint speed [rad/s] and RMS joint acceleration [rad/s^2] (jitter), finite differences;
+- max joint speed [rad/s] and RMS joint acceleration [rad/s^2] (jitter), finite differences,
+  and the share of frames where some joint's acceleration spikes past
+  ``QualityConfig.joint_spike_rad_s2`` (a one-frame kink no motor reproduces);
 - root travel: horizontal start-to-end distance of the robot root and of its target (the
   scaled human), and their ratio.
 """
@@ -36,10 +38,14 @@ class QualityConfig:
         penetration_tolerance_m: Depth below the floor counted as penetration in the frame
             fraction [m] (the max depth is reported exactly).
         joint_limit_tolerance_rad: Slack before a joint value counts as a violation [rad].
+        joint_spike_rad_s2: A frame counts in ``joint_spike_frame_fraction`` when some joint's
+            acceleration (second difference x fps^2) exceeds this [rad/s^2]; 250 is a 0.1 rad
+            kink in one frame at 50 FPS.
     """
 
     penetration_tolerance_m: float = 1e-3
     joint_limit_tolerance_rad: float = 1e-6
+    joint_spike_rad_s2: float = 250.0
 
 
 @dataclass
@@ -116,7 +122,7 @@ def clip_quality(model: mujoco.MjModel, qpos: np.ndarray, fps: float, keypoints:
         **_skate(contact_sites, contact, fps),
         "foot_float_max_m": float((contact_sites[..., 2] - floor_height_m)[contact].max())
         if contact.any() else 0.0,
-        **_joints(qpos[:, joint_columns], joint_range, fps, config.joint_limit_tolerance_rad),
+        **_joints(qpos[:, joint_columns], joint_range, fps, config),
         **_travel(root_path, root_target),
     }
     return quality
@@ -143,7 +149,8 @@ def _skate(sites: np.ndarray, contact: np.ndarray, fps: float) -> dict[str, floa
 
 
 def _joints(joints: np.ndarray, joint_range: np.ndarray, fps: float,
-            tolerance: float) -> dict[str, float | int]:
+            config: QualityConfig) -> dict[str, float | int]:
+    tolerance = config.joint_limit_tolerance_rad
     outside = (joints < joint_range[:, 0] - tolerance) | (joints > joint_range[:, 1] + tolerance)
     speed = np.abs(np.diff(joints, axis=0)) * fps
     acceleration = np.diff(joints, n=2, axis=0) * fps * fps
@@ -151,6 +158,9 @@ def _joints(joints: np.ndarray, joint_range: np.ndarray, fps: float,
         "joint_limit_violations": int(outside.sum()),
         "max_joint_speed_rad_s": float(speed.max()) if speed.size else 0.0,
         "joint_acceleration_rms_rad_s2": float(np.sqrt(np.mean(acceleration ** 2)))
+        if acceleration.size else 0.0,
+        "joint_spike_frame_fraction": float(np.mean(
+            np.abs(acceleration).max(axis=1) > config.joint_spike_rad_s2))
         if acceleration.size else 0.0,
     }
 
@@ -191,6 +201,7 @@ def summarize(clips: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "joint_limit_violations": int(sum(q["joint_limit_violations"] for q in qualities)),
         "max_joint_speed_rad_s": max(q["max_joint_speed_rad_s"] for q in qualities),
         "joint_acceleration_rms_rad_s2": weighted("joint_acceleration_rms_rad_s2", frames),
+        "joint_spike_frame_fraction": weighted("joint_spike_frame_fraction", frames),
         "root_travel_ratio_min": min(ratios) if ratios else None,
     }
 

@@ -43,6 +43,7 @@ from retarget.contacts import (
     lowpass_human,
     lowpass_outside_contacts,
     plan_foot,
+    swing_clearance,
 )
 from retarget.gates import GateConfig, input_gates, motion_gates
 from retarget.gmr import write_gmr_pickle
@@ -543,11 +544,12 @@ class Retargeter:
     def _site_clearance(self, plans: list[FootPlan]) -> np.ndarray:
         """[T, S] per contact site: 0 while it is in contact, else the swing clearance (as a
         hard floor: a site that grazes the floor out of contact slides on it; this also holds
-        the free end of a foot pinned at its heel or toe clear)."""
-        clearance = self.config.contact.swing_clearance_m
+        the free end of a foot pinned at its heel or toe clear), ramped in and out around the
+        site's own contacts (``contact.clearance_ramp_frames``)."""
         in_contact = np.stack([(plans[foot].anchor != 0) & plans[foot].contact[:, point]
                                for foot, point in self._contact_sites], axis=1)
-        return np.where(in_contact, 0.0, clearance)
+        return np.stack([swing_clearance(site, self.config.contact) for site in in_contact.T],
+                        axis=1)
 
     def _contact_site_feet(self) -> list[tuple[int, int]]:
         """(foot index, 0 heel / 1 toe) of each robot contact site, in the spec's order."""

@@ -64,7 +64,9 @@ def test_each_walk_meets_the_bar(walks, name):
 def test_retarget_contacts_agree_with_the_amp_contact_rule(walks, retargeter):
     """One contact rule: sites the retargeter holds in contact are the ones the shared AMP rule
     (convert: site below ContactRule.height_m) labels in contact, out of contact they are held
-    above it (the swing clearance)."""
+    above it (the swing clearance) once it has ramped past the band: in the first frames after
+    a lift-off (and the last before a touch-down) a smoothly moving foot is still inside it, as
+    a simulated foot would be (the AMP rule labels both alike)."""
     model, data = retargeter.robot.model, mujoco.MjData(retargeter.robot.model)
     rule = ContactRule()
     assert retargeter.config.contact.swing_clearance_m > rule.height_m
@@ -77,11 +79,13 @@ def test_retarget_contacts_agree_with_the_amp_contact_rule(walks, retargeter):
         amp = np.array(heights) < rule.height_m
         held = np.stack([(plans[name][foot].anchor != 0) & plans[name][foot].contact[:, point]
                          for foot, point in retargeter._contact_sites], axis=1)
-        # out of contact, a site stays out of the AMP contact band (the swing clearance)
-        assert np.mean(amp & ~held) <= 0.005, name
+        # out of contact, a site stays out of the AMP contact band (the swing clearance) but
+        # in the ramp's first frames (2 of 3 at each end of a swing)
+        ramping = retargeter._site_clearance(plans[name]) < rule.height_m
+        assert np.mean(amp & ~held & ~ramping) <= 0.005, name
         # a held site is an AMP contact unless the IK could not reach it (131_01's deep,
         # stylised dips: 2 % of site-frames float a few cm)
-        assert np.mean(amp == held) >= 0.97, name
+        assert np.mean((amp == held)[held | ~ramping]) >= 0.97, name
 
 
 def test_firm_contact_speed_averages_under_3cm_s(walks):

@@ -14,6 +14,7 @@ from retarget.contacts import (
     detect_contacts,
     lowpass_outside_contacts,
     plan_foot,
+    swing_clearance,
 )
 from retarget.targets import FootPoses, PoseTrajectory
 from robots.rotations import quat_from_yaw, quat_rotate, quat_yaw
@@ -100,13 +101,32 @@ def test_pinned_site_holds_still_on_the_floor_and_the_pin_hands_over():
     assert np.allclose(quat_yaw(plan.body.quat[5:30]), 0.4 + 0.002 * 5)
     assert abs(toe[19, 2]) < 1e-6
     # outside contact the free targets pass through, only raised to the swing clearance: this
-    # free sole is at the floor (5 cm below the body), so the body goes up by the clearance
+    # free sole is at the floor (5 cm below the body), so the body goes up by the clearance,
+    # ramped in over the 3 frames after the lift-off at 30
     free = _walking_foot(frames, 0.4).body.position[30:]
     assert np.allclose(plan.body.position[30:, :2], free[:, :2])
-    assert np.allclose(plan.body.position[30:, 2], free[:, 2] + ContactConfig().swing_clearance_m)
+    clearance = ContactConfig().swing_clearance_m * np.minimum(np.arange(1, 11) / 3, 1.0)
+    assert np.allclose(plan.body.position[30:, 2], free[:, 2] + clearance)
+    assert np.allclose(plan.clearance[30:], clearance)
     unraised = plan_foot(_walking_foot(frames, 0.4), contact, HEEL, TOE, IDENTITY, 0.0,
                          ContactConfig(swing_clearance_m=0.0))
     assert np.allclose(unraised.body.position[30:], free)
+
+
+def test_swing_clearance_ramps_out_of_and_into_each_contact():
+    pinned = np.zeros(14, dtype=bool)
+    pinned[[0, 1, 9, 10]] = True  # down 0-1, swing 2-8, down 9-10, swing 11-13
+    full = 0.018
+    config = ContactConfig(swing_clearance_m=full, clearance_ramp_frames=3)
+    expected = full * np.array([0, 0, 1, 2, 3, 3, 3, 2, 1, 0, 0, 1, 2, 3]) / 3
+    np.testing.assert_allclose(swing_clearance(pinned, config), expected, atol=1e-15)
+    at_once = ContactConfig(swing_clearance_m=full, clearance_ramp_frames=0)
+    np.testing.assert_array_equal(swing_clearance(pinned, at_once), np.where(pinned, 0.0, full))
+    # a short swing never reaches the full height: 2 frames between contacts
+    short = np.array([True, False, False, True])
+    np.testing.assert_allclose(swing_clearance(short, config), [0, full / 3, full / 3, 0])
+    # no contact anywhere: nothing to ramp from, the full clearance throughout
+    np.testing.assert_array_equal(swing_clearance(np.zeros(5, dtype=bool), config), full)
 
 
 def test_pitch_follows_the_human_about_the_pin_and_never_through_the_floor():
