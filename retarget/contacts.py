@@ -99,15 +99,12 @@ class FootPlan:
         anchor: [T] int8, the pinned sole site: 0 none, 1 heel, 2 toe.
         anchor_position: [T, 3] where the pinned site is held (NaN while none) [m].
         contact: [T, 2] bool, heel and toe contact labels.
-        clearance: [T] the height the foot's unpinned sole sites are kept above the floor
-            [m] (0 while pinned; ramped around contacts, :func:`swing_clearance`).
     """
 
     body: PoseTrajectory
     anchor: np.ndarray
     anchor_position: np.ndarray
     contact: np.ndarray
-    clearance: np.ndarray
 
 
 def swing_clearance(pinned: np.ndarray, config: ContactConfig) -> np.ndarray:
@@ -229,14 +226,12 @@ def plan_foot(free: FootPoses, contact: np.ndarray, heel_in_body: np.ndarray,
     body_quat[rows] = quat
     body_position[rows] = anchor_position[rows] - quat_rotate(quat, sites_body[anchor[rows]])
     swing = ~rows
-    clearance = swing_clearance(rows, config)
     if config.swing_clearance_m > 0 and swing.any():
         lowest = free_sites[swing, 1:, 2].min(axis=1)
         body_position[swing, 2] += np.maximum(
-            floor_height_m + clearance[swing] - lowest, 0.0)
+            floor_height_m + swing_clearance(rows, config)[swing] - lowest, 0.0)
     return FootPlan(body=PoseTrajectory(position=body_position, quat=body_quat), anchor=anchor,
-                    anchor_position=anchor_position, contact=contact.astype(bool),
-                    clearance=clearance)
+                    anchor_position=anchor_position, contact=contact.astype(bool))
 
 
 def _sole_quat(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:

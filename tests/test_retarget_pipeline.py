@@ -30,10 +30,11 @@ def source(tmp_path_factory) -> Path:
     return root
 
 
-def _run(source: Path, out: Path, *extra: str) -> tuple[int, dict]:
+def _run(source: Path, out: Path, *extra: str, params: Path | None = None) -> tuple[int, dict]:
     metrics = out / "metrics.json"
+    params = out / "no-params.yaml" if params is None else params
     code = main(["--src", str(source), "--out", str(out), "--metrics", str(metrics),
-                 "--params", str(out / "no-params.yaml"), "--no-progress", *extra])
+                 "--params", str(params), "--no-progress", *extra])
     return code, json.loads(metrics.read_text()) if metrics.exists() else {}
 
 
@@ -94,11 +95,9 @@ def test_contacts_do_not_kink_the_legs(source, first_run, tmp_path):
     after a lift-off it kinked a leg joint by more than 0.1 rad in 22 % of these walks' frames
     (joint acceleration RMS 110 rad/s^2); ramped over 3 frames, 7-9 % (50 rad/s^2)."""
     _, _, metrics = first_run
-    (tmp_path / "params.yaml").write_text("retarget:\n  contact:\n    clearance_ramp_frames: 0\n")
-    code = main(["--src", str(source), "--out", str(tmp_path), "--metrics",
-                 str(tmp_path / "metrics.json"), "--params", str(tmp_path / "params.yaml"),
-                 "--no-progress", "--jobs", "1"])
-    at_once = json.loads((tmp_path / "metrics.json").read_text())
+    params = tmp_path / "params.yaml"
+    params.write_text("retarget:\n  contact:\n    clearance_ramp_frames: 0\n")
+    code, at_once = _run(source, tmp_path, "--jobs", "1", params=params)
     assert code == 0
     for name in ("walk_a", "sub/walk_b"):
         ramped, sudden = metrics["clips"][name], at_once["clips"][name]
