@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import imageio_ffmpeg
 import jax
@@ -16,7 +17,7 @@ import pytest
 from eval_fixtures import numpy_observations, shared_checkpoint, write_reference_clip
 
 from training import checkpoint as ckpt
-from training import export, inspect
+from training import envs, export, inspect
 from training.config import NetworkConfig
 from training.networks import make_policy
 from training.policy import deterministic_policy, load_snapshot, resolve_checkpoint
@@ -73,6 +74,17 @@ def test_onnx_policy_matches_the_jax_policy(tiny, snapshot, tmp_path: Path) -> N
     layout = json.loads(meta["observation_layout"])
     assert sum(size for _, size in layout) == 42
     assert meta["dataset_content_sha256"] == snapshot.dataset_sha256
+
+
+def test_metadata_tells_a_deployment_how_to_run_the_gait_clock() -> None:
+    env = envs.load("wildrobot_walk", {"gait": {"frequency_hz": 0.6, "frequency_per_mps": 0.7}})
+    snapshot = SimpleNamespace(env=env, path="ckpt", iteration=3, dataset_sha256="ab",
+                               config=SimpleNamespace(env="wildrobot_walk"), action_clip=1.0)
+    meta = export.snapshot_metadata(snapshot)
+    assert meta["gait_clock_hz"] == pytest.approx(0.6)
+    assert meta["gait_clock_hz_per_mps"] == pytest.approx(0.7)
+    assert meta["observation_layout"][-1] == ["gait_clock", 2]
+    json.dumps(meta)  # what export writes into the model
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "swish"])

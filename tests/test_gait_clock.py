@@ -68,11 +68,11 @@ def test_gait_terms_on_flat_feet(clocked) -> None:
     data = clocked.kinematic_data(clocked.default_qpos, np.zeros(clocked.model.nv))
     both_down = jnp.ones(2)
     # Step 0: left phase 0, right 0.5, both in stance: flat feet are exactly what it asks.
-    terms = clocked._gait_terms(data, both_down, jnp.int32(0))
+    terms = clocked._gait_terms(data, both_down, jnp.float32(0.0))
     assert float(terms["feet_phase"]) == pytest.approx(1.0, abs=1e-3)
     assert float(terms["contact_phase"]) == 1.0
-    # Step 39: left phase 0.78, near mid-swing (0.775), the clock wants it ~4 cm up.
-    terms = clocked._gait_terms(data, both_down, jnp.int32(39))
+    # Left phase 0.78 (step 39 at 1 Hz), near mid-swing (0.775): the clock wants it ~4 cm up.
+    terms = clocked._gait_terms(data, both_down, jnp.float32(0.78))
     target = 0.04 * np.sin(np.pi * (0.78 - 0.55) / 0.45)
     assert float(terms["feet_phase"]) == pytest.approx(np.exp(-target**2 / 0.02**2), rel=1e-2)
     assert float(terms["contact_phase"]) == 0.5  # left should be up, right (0.28) is right
@@ -86,11 +86,11 @@ def test_numpy_builder_matches_the_environment_clock(clocked) -> None:
     action = rng.uniform(-1, 1, clocked.action_size).astype(np.float32)
     command = np.asarray([0.3, 0.0, 0.1], np.float32)
     data = clocked.kinematic_data(qpos, qvel)
-    for step in (0, 7, 31):
+    for phase in (0.0, 0.14, 0.62):
         env_obs = clocked._clean_observation(data, jnp.asarray(action), jnp.asarray(command),
-                                             jnp.int32(step))
+                                             jnp.float32(phase))
         numpy_obs = ObservationBuilder(clocked).clean(qpos[None], qvel[None], action[None],
-                                                      command[None], step)
+                                                      command[None], np.float32(phase))
         np.testing.assert_allclose(numpy_obs[0], np.asarray(env_obs), atol=2e-6)
 
 
@@ -99,11 +99,58 @@ def test_reset_starts_the_clock_at_zero(clocked) -> None:
     np.testing.assert_allclose(np.asarray(state.obs)[-2:], [0.0, 1.0], atol=1e-6)
 
 
+@pytest.mark.parametrize("xp", [np, jnp])
+def test_clock_rate_follows_the_commanded_speed(xp) -> None:
+    commands = xp.asarray([[0.0, 0.0, 0.5], [0.3, 0.0, 0.0], [0.3, 0.4, -0.2], [-0.5, 0.0, 0.0]])
+    rate = np.asarray(kin.clock_rate_hz(commands, 0.5, 0.8, xp))
+    np.testing.assert_allclose(rate, [0.5, 0.74, 0.9, 0.9], rtol=1e-6)
+
+
+@pytest.mark.parametrize("xp", [np, jnp])
+def test_integrated_phase_equals_the_closed_form_at_a_constant_rate(xp) -> None:
+    phase = xp.float32(0.0)
+    for _ in range(55):
+        phase = kin.advance_phase(phase, 1.0, 0.02, xp)
+    np.testing.assert_allclose(float(phase), 0.1, atol=2e-5)  # 55 steps * 0.02 s * 1 Hz, mod 1
+    np.testing.assert_allclose(np.asarray(kin.leg_phases(phase, xp)),
+                               np.asarray(kin.gait_phase(55, 0.02, 1.0, xp)), atol=2e-5)
+
+
+def test_clock_follows_a_command_change_without_a_jump() -> None:
+    """At 0.5 + 1.0 Hz per m/s: 25 steps at 0.1 m/s (0.6 Hz) reach phase 0.3, then 10 steps at
+    0.5 m/s (1.0 Hz) add 0.2; the clock the policy sees moves on from where it was."""
+    env = envs.load("wildrobot_walk", {**CLOCK, "gait": {**CLOCK["gait"], "frequency_hz": 0.5,
+                                                         "frequency_per_mps": 1.0}})
+    slow, fast = jnp.asarray([0.1, 0.0, 0.0]), jnp.asarray([0.5, 0.0, 0.0])
+    phase = jnp.float32(0.0)
+    for command in [slow] * 25 + [fast] * 10:
+        phase = env._advance_clock(phase, command)
+    assert float(phase) == pytest.approx(0.5, abs=1e-5)
+
+
+def test_environment_steps_advance_the_clock_at_the_commanded_rate() -> None:
+    env = envs.load("wildrobot_walk", {**CLOCK, "gait": {**CLOCK["gait"], "frequency_hz": 0.5,
+                                                         "frequency_per_mps": 1.0}})
+    state = env.reset(jax.random.PRNGKey(1))
+    command = np.asarray(state.info["command"])
+    rate = 0.5 + np.hypot(command[0], command[1])
+    for _ in range(3):
+        state = env.step(state, jnp.zeros(env.action_size))
+    assert float(state.info["gait_phase"]) == pytest.approx(3 * 0.02 * rate, abs=1e-6)
+    angle = 2 * np.pi * 3 * 0.02 * rate
+    np.testing.assert_allclose(np.asarray(state.obs)[-2:], [np.sin(angle), np.cos(angle)],
+                               atol=1e-5)
+
+
 def test_phase_rewards_without_a_clock_are_refused() -> None:
     with pytest.raises(ConfigError, match="gait.frequency_hz"):
         envs.load("wildrobot_walk", {"rewards": {"weights": {"feet_phase": 1.0}}})
     with pytest.raises(ConfigError, match="stance_fraction"):
         envs.load("wildrobot_walk", {"gait": {"frequency_hz": 1.0, "stance_fraction": 1.0}})
+    with pytest.raises(ConfigError, match="frequency_per_mps=-0.5"):
+        envs.load("wildrobot_walk", {"gait": {"frequency_hz": 1.0, "frequency_per_mps": -0.5}})
+    with pytest.raises(ConfigError, match="needs the gait clock"):
+        envs.load("wildrobot_walk", {"gait": {"frequency_per_mps": 0.5}})
 
 
 def test_averaged_velocity_is_an_exponential_average() -> None:

@@ -167,10 +167,13 @@ def test_mjx_batch_reproduces_itself(nominal) -> None:
     assert jax.tree.leaves(batch.accumulator)
 
 
-def test_the_action_filter_low_passes_the_targets_in_both_simulators() -> None:
+def test_action_filter_and_clock_agree_in_both_simulators() -> None:
     """``action_filter_alpha`` 0.5: after actions a1, a2, a3 the targets are
-    default + 0.5 rad x (a1/8 + a2/4 + a3/2), in MJX and in MuJoCo alike."""
-    env = eval_setup.plan_groups(NOMINAL, "wildrobot_walk", {"action_filter_alpha": 0.5})[0].env
+    default + 0.5 rad x (a1/8 + a2/4 + a3/2), in MJX and in MuJoCo alike. A clock at
+    0.5 Hz + 1 Hz per m/s under the command (0.25, 0.05) runs at 0.755 Hz in both."""
+    overrides = {"action_filter_alpha": 0.5,
+                 "gait": {"frequency_hz": 0.5, "frequency_per_mps": 1.0}}
+    env = eval_setup.plan_groups(NOMINAL, "wildrobot_walk", overrides)[0].env
     setup = eval_setup.build_setup(NOMINAL, env.mj_model, env.control_dt)
     mjx_batch = MjxBatch(env, setup, seed=3)
     mjx_batch.reset()
@@ -180,11 +183,15 @@ def test_the_action_filter_low_passes_the_targets_in_both_simulators() -> None:
     actions = [rng.uniform(-1.0, 1.0, (TINY_BATCH, env.action_size)).astype(np.float32)
                for _ in range(3)]
     for action in actions:
-        mjx_batch.step(action)
-        mujoco_batch.step(action)
+        mjx_obs = np.asarray(mjx_batch.step(action))
+        mujoco_obs = mujoco_batch.step(action)
     filtered = actions[0] / 8 + actions[1] / 4 + actions[2] / 2
     expected = mujoco_batch.default_ctrl + 0.5 * filtered
     np.testing.assert_allclose(np.asarray(mjx_batch.state.data.ctrl), expected, atol=1e-6)
     for e in range(TINY_BATCH):
         np.testing.assert_allclose(mujoco_batch.datas[e].ctrl, expected[e], atol=1e-6)
     assert np.abs(filtered - actions[2]).max() > 0.1  # the filter did something
+    angle = 2 * np.pi * 3 * 0.02 * (0.5 + np.hypot(0.25, 0.05))
+    clock = np.broadcast_to([np.sin(angle), np.cos(angle)], (TINY_BATCH, 2))
+    np.testing.assert_allclose(mujoco_obs[:, -2:], clock, atol=1e-5)
+    np.testing.assert_allclose(mjx_obs[:, -2:], clock, atol=1e-5)

@@ -125,6 +125,7 @@ def snapshot_metadata(snapshot: Any) -> dict[str, Any]:
     env, model = snapshot.env, snapshot.env.mj_model
     keyframe = default_qpos(env)
     actuator_qpos = model.jnt_qposadr[model.actuator_trnid[:, 0]]
+    gait = getattr(env.config, "gait", None)
     return {
         "checkpoint": str(snapshot.path),
         "iteration": snapshot.iteration,
@@ -133,8 +134,10 @@ def snapshot_metadata(snapshot: Any) -> dict[str, Any]:
         "env": snapshot.config.env,
         "observation_layout": [list(block) for block in env.observation_layout()],
         "control_dt_s": env.control_dt,
-        # gait_clock block (if in the layout): sin, cos of 2*pi*frac(step * dt * this)
-        "gait_clock_hz": float(getattr(getattr(env.config, "gait", None), "frequency_hz", 0.0)),
+        # gait_clock block (if in the layout): sin, cos of 2*pi*phase, phase 0 at the start
+        # and phase <- frac(phase + dt * (hz + hz_per_mps * |(vx, vy) command|)) every step
+        "gait_clock_hz": float(getattr(gait, "frequency_hz", 0.0)),
+        "gait_clock_hz_per_mps": float(getattr(gait, "frequency_per_mps", 0.0)),
         "actuator_names": [model.actuator(i).name for i in range(model.nu)],
         "default_joint_pos_rad": [float(v) for v in keyframe[actuator_qpos]],
         "action_scale_rad": float(getattr(env.config, "action_scale_rad", 1.0)),

@@ -55,22 +55,32 @@ class ObservationBuilder:
             raise EvaluationError(f"the numpy observation builder reproduces the blocks "
                                   f"{OBSERVATION_BLOCKS} (optionally then {kin.CLOCK_BLOCK!r}); "
                                   f"this environment has {names}")
-        self.clock_hz = float(env.config.gait.frequency_hz) if names == with_clock else 0.0
+        gait = env.config.gait
+        self.clock_hz = float(gait.frequency_hz) if names == with_clock else 0.0
+        self.clock_hz_per_mps = float(gait.frequency_per_mps) if names == with_clock else 0.0
         self.control_dt = float(env.control_dt)
         self.default_joints = np.asarray(default_qpos(env)[7:], np.float32)
         self.noise_vector = kin.noise_widths(self.layout, env.config.noise)
         self.size = int(sum(size for _, size in self.layout))
 
     def clean(self, qpos: np.ndarray, qvel: np.ndarray, last_action: np.ndarray,
-              command: np.ndarray, step: int = 0) -> np.ndarray:
+              command: np.ndarray, gait_phase: np.ndarray | float = 0.0) -> np.ndarray:
         """[..., O] float32 from qpos [..., nq], qvel [..., nv], the last (clipped) action
-        [..., nu], the command [..., 3] and (for the gait clock) the episode's control step."""
+        [..., nu], the command [..., 3] and (for the gait clock) the left leg's phase [...]."""
         clock = None
         if self.clock_hz > 0:
-            steps = np.full(qpos.shape[:-1], step, np.float32)
-            clock = kin.gait_clock(steps, self.control_dt, self.clock_hz)
+            phase = np.broadcast_to(np.asarray(gait_phase, np.float32), qpos.shape[:-1])
+            clock = kin.clock_of_phase(phase)
         return kin.policy_observation(qpos, qvel, self.default_joints, last_action, command,
                                       clock=clock)
+
+    def advance_clock(self, gait_phase: np.ndarray, command: np.ndarray) -> np.ndarray:
+        """The left leg's phase [...] one control step on under ``command`` [..., 3], as the
+        environment advances it (unchanged without a clock)."""
+        if self.clock_hz <= 0:
+            return gait_phase
+        rate = kin.clock_rate_hz(command, self.clock_hz, self.clock_hz_per_mps)
+        return kin.advance_phase(gait_phase, rate, self.control_dt)
 
     def noisy(self, clean: np.ndarray, unit: np.ndarray,
               multiplier: np.ndarray | float = 1.0) -> np.ndarray:
@@ -179,6 +189,7 @@ class MujocoBatch:
         self.next_push = np.where(self.setup.push_force_n > 0, first, eval_streams.NO_PUSH_STEP)
         self.push_force = np.zeros((num, 3))
         self.push_steps_left = np.zeros(num, int)
+        self.gait_phase = np.zeros(num, np.float32)
         self.t = 0
         self.trajectory, self.velocity = [], []
         self._record()
@@ -196,7 +207,7 @@ class MujocoBatch:
 
     def _observe(self) -> np.ndarray:
         clean = self.builder.clean(self.qpos, self.qvel, self.last_action, self.setup.command,
-                                   self.t)
+                                   self.gait_phase)
         if not np.any(self.builder.noise_vector) or not np.any(self.setup.noise_scale):
             return clean
         unit = np.asarray(self._draws.noise(self.aux_keys, np.int32(self.t)))
@@ -235,6 +246,7 @@ class MujocoBatch:
             style = np.asarray(self.style_fn(pairs))
             self.acc["style"] = self.acc["style"] + np.where(measured > 0, style, 0.0)
         self.t += 1
+        self.gait_phase = self.builder.advance_clock(self.gait_phase, self.setup.command)
         self.ended |= (fell_now > 0) | (self.t >= self.setup.limit_steps)
         self.last_action = action
         self._record()

@@ -7,7 +7,8 @@ The MJX environment (jax), the MJX evaluation (jax) and the plain-MuJoCo sim-to-
 - :func:`fall_state`: the fall rule;
 - :func:`foot_contact`: per-foot contact from the AMP frame (by the layout's slice);
 - :func:`policy_observation` and :func:`noise_widths`: the policy observation and its noise;
-- :func:`gait_clock`, :func:`gait_phase`, :func:`swing_height_target`: the optional gait clock.
+- :func:`clock_rate_hz`, :func:`advance_phase`, :func:`leg_phases`, :func:`clock_of_phase`,
+  :func:`gait_phase`, :func:`gait_clock`, :func:`swing_height_target`: the optional gait clock.
 
 Arrays are batched over leading axes. ``qpos`` [..., 7 + n] is root xyz, root quat wxyz,
 joints; ``qvel`` [..., 6 + n] is MuJoCo's free-joint velocity (world linear, local angular).
@@ -104,20 +105,48 @@ def policy_observation(qpos: Any, qvel: Any, default_joints: Any, last_action: A
     return xp.concatenate([xp.asarray(p, dtype=xp.float32) for p in parts], axis=-1)
 
 
-def gait_phase(step: Any, control_dt: float, frequency_hz: float, xp: Any = np) -> Any:
-    """Phase in [0, 1) of each leg [..., 2] (left, right) at control step ``step`` [...].
+def clock_rate_hz(command: Any, frequency_hz: float, frequency_per_mps: float,
+                  xp: Any = np) -> Any:
+    """Gait cycles per second [...] under velocity command(s) [..., 3]:
+    ``frequency_hz + frequency_per_mps * |(vx, vy)|``, so that, as in human walking, the
+    cadence rises with the commanded speed (turning on the spot steps at ``frequency_hz``)."""
+    command = xp.asarray(command, dtype=xp.float32)
+    speed = xp.sqrt(command[..., 0] ** 2 + command[..., 1] ** 2)
+    return xp.float32(frequency_hz) + xp.float32(frequency_per_mps) * speed
 
-    The left leg's stance starts at phase 0 at the first step of an episode; the right leg
-    runs half a cycle behind, so the clock asks for alternating steps.
-    """
-    left = xp.mod(xp.asarray(step, dtype=xp.float32) * (control_dt * frequency_hz), 1.0)
+
+def advance_phase(phase: Any, rate_hz: Any, control_dt: float, xp: Any = np) -> Any:
+    """The left leg's phase [...] in [0, 1) one control step after ``phase`` at ``rate_hz``.
+
+    The environment and sim-to-sim both integrate the phase this way, in float32, so a
+    command change mid-episode changes the cadence without a jump in the clock."""
+    step = xp.asarray(rate_hz, dtype=xp.float32) * xp.float32(control_dt)
+    return xp.mod(xp.asarray(phase, dtype=xp.float32) + step, xp.float32(1.0))
+
+
+def leg_phases(left_phase: Any, xp: Any = np) -> Any:
+    """Phase in [0, 1) of each leg [..., 2] (left, right) from the left leg's [...]: the
+    right leg runs half a cycle behind, so the clock asks for alternating steps."""
+    left = xp.asarray(left_phase, dtype=xp.float32)
     return xp.stack([left, xp.mod(left + 0.5, 1.0)], axis=-1)
 
 
-def gait_clock(step: Any, control_dt: float, frequency_hz: float, xp: Any = np) -> Any:
+def clock_of_phase(left_phase: Any, xp: Any = np) -> Any:
     """The clock the policy sees [..., 2]: sin and cos of 2π times the left leg's phase."""
-    angle = 2.0 * np.pi * gait_phase(step, control_dt, frequency_hz, xp)[..., 0]
+    angle = 2.0 * np.pi * xp.asarray(left_phase, dtype=xp.float32)
     return xp.stack([xp.sin(angle), xp.cos(angle)], axis=-1).astype(xp.float32)
+
+
+def gait_phase(step: Any, control_dt: float, frequency_hz: float, xp: Any = np) -> Any:
+    """Phase of each leg [..., 2] at control step ``step`` [...] of a clock running at a
+    constant ``frequency_hz`` from phase 0 (the closed form of :func:`advance_phase`)."""
+    left = xp.mod(xp.asarray(step, dtype=xp.float32) * (control_dt * frequency_hz), 1.0)
+    return leg_phases(left, xp)
+
+
+def gait_clock(step: Any, control_dt: float, frequency_hz: float, xp: Any = np) -> Any:
+    """:func:`clock_of_phase` at control step ``step`` of a constant-rate clock."""
+    return clock_of_phase(gait_phase(step, control_dt, frequency_hz, xp)[..., 0], xp)
 
 
 def swing_height_target(phase: Any, stance_fraction: float, swing_height_m: float,

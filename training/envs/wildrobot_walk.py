@@ -140,13 +140,18 @@ class GaitConfig:
     easy thing to learn, and the AMP style reward then shapes how the steps look.
 
     Attributes:
-        frequency_hz: Gait cycles per second (a step of each foot); 0 = no clock (the
-            observation has no ``gait_clock`` block and the two terms must weigh 0).
+        frequency_hz: Gait cycles per second (a step of each foot) at a zero speed
+            command; 0 = no clock (the observation has no ``gait_clock`` block and the two
+            terms must weigh 0).
+        frequency_per_mps: Cycles per second added per m/s of commanded planar speed
+            (``kinematics.clock_rate_hz``); 0 = a constant rate. The data's cadence rises
+            with its speed, and a fixed rate makes speed a matter of step length alone.
         stance_fraction: Share of a cycle each foot is down; above 0.5 gives double support.
         swing_height_m: Peak foot height the clock asks for in mid-swing [m].
     """
 
     frequency_hz: float = 0.0
+    frequency_per_mps: float = 0.0
     stance_fraction: float = 0.55
     swing_height_m: float = 0.04
 
@@ -371,9 +376,10 @@ class WildRobotWalk(Env):
             "tracked_velocity": self._heading_velocity(data),
             "tracked_yaw_rate": kin.yaw_rate_world(data.qpos, data.qvel, jnp),
             "target_heading": kin.root_yaw(data.qpos, jnp),
+            "gait_phase": jnp.zeros((), jnp.float32),
         }
         obs_key = jax.random.fold_in(rng, 1)
-        clean_obs = self._clean_observation(data, no_action, command, step)
+        clean_obs = self._clean_observation(data, no_action, command, info["gait_phase"])
         metrics = {name: jnp.zeros(()) for name in self.metric_names()}
         return State(
             data=data,
@@ -469,7 +475,8 @@ class WildRobotWalk(Env):
                                              frame[kin.FOOT_CONTACT], foot_contact, contact_vel,
                                              fell, tracked_velocity, tracked_yaw_rate,
                                              target_heading)
-        terms.update(self._gait_terms(data, foot_contact, step))
+        gait_phase = self._advance_clock(info["gait_phase"], command_before)
+        terms.update(self._gait_terms(data, foot_contact, gait_phase))
         # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
         terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
         scaled = rw.scale_terms(terms, self.config.rewards.weights)
@@ -493,8 +500,9 @@ class WildRobotWalk(Env):
             "tracked_velocity": jnp.where(finite, tracked_velocity, 0.0),
             "tracked_yaw_rate": jnp.where(finite, tracked_yaw_rate, 0.0),
             "target_heading": target_heading,
+            "gait_phase": gait_phase,
         }
-        clean_obs = self._clean_observation(data, action, command, step)
+        clean_obs = self._clean_observation(data, action, command, gait_phase)
         continuing = state.replace(
             data=data,
             obs=self._noisy(clean_obs, obs_key),
@@ -576,13 +584,22 @@ class WildRobotWalk(Env):
         }
         return terms, air_time
 
+    def _advance_clock(self, gait_phase: jax.Array, command: jax.Array) -> jax.Array:
+        """The left leg's phase [] one control step on, at the rate ``command`` asks for."""
+        if not self._clock_on:
+            return gait_phase
+        gait = self.config.gait
+        rate = kin.clock_rate_hz(command, gait.frequency_hz, gait.frequency_per_mps, jnp)
+        return kin.advance_phase(gait_phase, rate, self.control_dt, jnp)
+
     def _gait_terms(self, data: mjx.Data, foot_contact: jax.Array,
-                    step: jax.Array) -> dict[str, jax.Array]:
-        """``feet_phase`` and ``contact_phase`` at control step ``step`` (0 without a clock)."""
+                    gait_phase: jax.Array) -> dict[str, jax.Array]:
+        """``feet_phase`` and ``contact_phase`` at the left leg's phase ``gait_phase`` [] (0
+        without a clock)."""
         if not self._clock_on:
             return {"feet_phase": jnp.zeros(()), "contact_phase": jnp.zeros(())}
         gait = self.config.gait
-        phase = kin.gait_phase(step, self.control_dt, gait.frequency_hz, jnp)
+        phase = kin.leg_phases(gait_phase, jnp)
         target = kin.swing_height_target(phase, gait.stance_fraction, gait.swing_height_m, jnp)
         site_height = data.site_xpos[self._contact_site_ids][:, 2] - self._sole_rest_height
         foot_height = jnp.minimum(site_height[0::2], site_height[1::2])  # toe/heel per foot
@@ -598,9 +615,8 @@ class WildRobotWalk(Env):
         return kin.heading_velocity(data.qpos, data.qvel, jnp)
 
     def _clean_observation(self, data: mjx.Data, action: jax.Array, command: jax.Array,
-                           step: jax.Array) -> jax.Array:
-        clock = (kin.gait_clock(step, self.control_dt, self.config.gait.frequency_hz, jnp)
-                 if self._clock_on else None)
+                           gait_phase: jax.Array) -> jax.Array:
+        clock = kin.clock_of_phase(gait_phase, jnp) if self._clock_on else None
         return kin.policy_observation(data.qpos, data.qvel, self._default_joints, action,
                                       command, jnp, clock)
 
@@ -671,10 +687,15 @@ def _keyframe_qpos(mj_model: Any, name: str) -> np.ndarray:
 def _check_gait(config: WalkConfig) -> bool:
     """Whether the gait clock is on; raises ConfigError on settings it cannot follow."""
     gait, weights = config.gait, config.rewards.weights
-    if gait.frequency_hz < 0 or not 0.0 < gait.stance_fraction < 1.0 or gait.swing_height_m < 0:
-        raise ConfigError(f"gait: frequency_hz={gait.frequency_hz} must be >= 0, "
+    if (gait.frequency_hz < 0 or gait.frequency_per_mps < 0
+            or not 0.0 < gait.stance_fraction < 1.0 or gait.swing_height_m < 0):
+        raise ConfigError(f"gait: frequency_hz={gait.frequency_hz} and frequency_per_mps="
+                          f"{gait.frequency_per_mps} must be >= 0, "
                           f"stance_fraction={gait.stance_fraction} in (0, 1), "
                           f"swing_height_m={gait.swing_height_m} >= 0")
+    if gait.frequency_hz == 0 and gait.frequency_per_mps > 0:
+        raise ConfigError(f"gait.frequency_per_mps={gait.frequency_per_mps} needs the gait "
+                          "clock: set gait.frequency_hz > 0 (the rate at a zero command)")
     if gait.frequency_hz == 0 and (weights.feet_phase or weights.contact_phase):
         raise ConfigError("rewards.weights.feet_phase / contact_phase need the gait clock: "
                           "set gait.frequency_hz > 0")
