@@ -11,6 +11,12 @@ trains fresh discriminators on it against the dataset, one per setting, with the
 loss (:func:`training.discriminator.discriminator_loss`) and normalizer. Each is scored on
 held-out replay transitions and fresh data pairs, on clean inputs, as the style reward is.
 
+With ``--rollout-steps N`` the policy's transitions come instead from its deterministic policy
+(the mean action, no exploration noise), rolled out for N control steps in the checkpoint's
+own training environment (commands, randomization and pushes as in training; the first
+second of each episode dropped): how much of the separation is the exploration noise the
+trainer's rollouts carry, and how much the policy's own motion.
+
 Prints the features one threshold separates best, then one line per setting (and one for
 the checkpoint's own discriminator): data and policy accuracy, mean logits, and the policy's
 mean style reward. ``--noise`` / ``--gp`` with no values skip the fresh discriminators.
@@ -37,7 +43,7 @@ from training import checkpoint as ckpt
 from training.discriminator import add_input_noise, discriminator_loss, style_reward
 from training.networks import make_discriminator
 from training.normalization import normalize
-from training.policy import load_snapshot
+from training.policy import PolicySnapshot, deterministic_policy, load_snapshot
 from training.train import discriminator_arrays
 
 
@@ -123,6 +129,31 @@ def train_probe(rng: jax.Array, hidden: Sequence[int], train_policy: jax.Array,
     return network, carry[0]
 
 
+def deterministic_pairs(snapshot: PolicySnapshot, num_envs: int, steps: int,
+                        warmup_steps: int, seed: int = 0) -> np.ndarray:
+    """Raw AMP pairs [M, 2, 29] of the checkpoint's deterministic policy in its training env.
+
+    ``num_envs`` environments run ``steps`` control steps from their resets (auto-reset on a
+    fall or time-out, as in training); a transition is kept once its episode is at least
+    ``warmup_steps`` old, so the standing start does not count as the policy's walking, and
+    an episode's last one is dropped."""
+    env, policy = snapshot.env, deterministic_policy(snapshot)
+
+    def one_step(state, _):
+        action = policy(state.obs, None)
+        state = jax.vmap(env.step)(state, action)
+        pair = jnp.stack([state.info["amp_prev_frame"], state.info["amp_terminal_frame"]], 1)
+        return state, (pair, (state.info["step"] >= warmup_steps) & (state.done == 0))
+
+    @jax.jit
+    def run(key):
+        state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+        return jax.lax.scan(one_step, state, None, length=steps)[1]
+
+    pairs, keep = jax.device_get(run(jax.random.PRNGKey(seed)))
+    return np.asarray(pairs[keep], np.float32)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
@@ -133,14 +164,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--top", type=int, default=8, help="features listed")
+    parser.add_argument("--rollout-steps", type=int, default=0,
+                        help="probe the deterministic policy's rollouts of this many control "
+                             "steps instead of the replay buffer (0: the replay buffer)")
+    parser.add_argument("--rollout-envs", type=int, default=128)
     args = parser.parse_args(argv)
 
     snapshot = load_snapshot(args.checkpoint)  # the config, AMP normalizer, discriminator
     path, meta, config, stats = snapshot.path, snapshot.meta, snapshot.config, snapshot.amp_stats
     leaf_index = {leaf["path"]: i for i, leaf in enumerate(meta["leaves"])}
-    arrays = ckpt.read_state_arrays(path)
-    size = int(arrays[f"leaf_{leaf_index['.replay.size']:05d}"])
-    raw_pairs = arrays[f"leaf_{leaf_index['.replay.pairs']:05d}"][:size]
+    if args.rollout_steps > 0:
+        warmup = int(round(1.0 / snapshot.env.control_dt))
+        raw_pairs = deterministic_pairs(snapshot, args.rollout_envs, args.rollout_steps, warmup)
+        source = "deterministic-policy transitions"
+    else:
+        arrays = ckpt.read_state_arrays(path)
+        size = int(arrays[f"leaf_{leaf_index['.replay.size']:05d}"])
+        raw_pairs = arrays[f"leaf_{leaf_index['.replay.pairs']:05d}"][:size]
+        source = "replay transitions"
+    size = raw_pairs.shape[0]
     clip = config.amp.normalizer_clip
     rng = jax.random.PRNGKey(0)
     perm_key, data_key, rng = jax.random.split(rng, 3)
@@ -159,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     held_data = data_fn(data_key, held_out.shape[0])
     raw_data = np.asarray(sample_pairs(reference, data_key, 20_000)[:, 0])
     names = feature_names(spec.amp_joint_names)
-    print(f"{path}: iteration {meta['iteration']}, {size} replay transitions "
+    print(f"{path}: iteration {meta['iteration']}, {size} {source} "
           f"({held_out.shape[0]} held out), discriminator {config.amp.hidden}")
     print("features one threshold separates best (raw units, s_t of each pair):")
     print("\n".join(feature_report(raw_data, raw_pairs[:, 0], names, args.top)))

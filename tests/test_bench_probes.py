@@ -1,11 +1,15 @@
-"""The discriminator probes' data handling: time scaling and one-threshold separability."""
+"""The discriminator probes' data handling: time scaling, one-threshold separability and the
+deterministic policy's rollout pairs."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from eval_fixtures import shared_checkpoint
 
 from bench.cadence_probe import locomotion_arrays, time_scaled_clip
-from bench.disc_probe import threshold_accuracy
+from bench.disc_probe import deterministic_pairs, threshold_accuracy
+from training.policy import load_snapshot
 
 
 def _ramp_clip(frames: int, speed_mps: float) -> np.ndarray:
@@ -54,3 +58,17 @@ def test_threshold_accuracy_of_separable_and_identical_features() -> None:
     accuracy = threshold_accuracy(data, policy)
     assert accuracy[0] == 1.0
     assert accuracy[1] == 0.5
+
+
+def test_deterministic_pairs_are_consecutive_frames_after_the_warm_up(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each kept pair starts where the same environment's previous pair ended, the standing
+    start is dropped, and the rollout does not depend on a random draw of the policy."""
+    snapshot = load_snapshot(shared_checkpoint(tmp_path_factory)[0])
+    num_envs, steps, warmup = 3, 8, 3
+    pairs = deterministic_pairs(snapshot, num_envs, steps, warmup)
+    assert pairs.shape == (num_envs * (steps - warmup + 1), 2, 29)  # steps 3..8 of each env
+    by_step = pairs.reshape(-1, num_envs, 2, 29)
+    np.testing.assert_array_equal(by_step[1:, :, 0], by_step[:-1, :, 1])
+    assert np.abs(by_step[:, :, 1] - by_step[:, :, 0]).max() > 1e-4  # it moves
+    np.testing.assert_array_equal(deterministic_pairs(snapshot, num_envs, steps, warmup), pairs)
