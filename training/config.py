@@ -281,7 +281,12 @@ WALK_ENV_OVERRIDES: tuple[tuple[str, Any], ...] = (
   the 0.5 s single support being too long to balance on one foot without ankle roll. With
   today's preset (style ramp, action filter, ``walk`` keyframe) 1.0 Hz does find the gait as
   fast (run w9), but the style prior then sets the data's own pace, 0.52 m/s at a 0.3 command
-  (flat error 0.204, grid 0.184), so 1.3 Hz stays until the style signal knows the speed. Stance
+  (flat error 0.204, grid 0.184), so 1.3 Hz stays until the style signal knows the speed. A
+  rate that follows the command at the data's own cadence (``gait.frequency_per_mps``: 0.6 Hz
+  + 0.7 Hz per m/s, stance 0.65, run w12) tracked as well (grid 0.096) and left the
+  discriminator a little less sure (0.983 against 0.994), but a 0.43-s single support is too
+  long for this robot: feet down 80 % of the time, re-steps, and arms swung at 48 W for
+  balance. Stance
   0.6 is the duty factor of the dataset (0.59), the 4 cm swing height its feet's
   95th-percentile height in swing.
 - A stronger action-rate penalty (0.05): the shuffling policy's joint targets jumped ~0.2 rad
