@@ -64,6 +64,10 @@ def train_or_resume(args: argparse.Namespace) -> None:
 
 def training_figures(progress_csv: Path) -> dict[str, float]:
     """Env steps, summed iteration time, and the last-10 % style figures from the CSV."""
+    if not progress_csv.is_file():
+        raise AmpkitError(f"{progress_csv}: no training progress CSV; bench.walk reads the "
+                          "one its own training writes there (a run trained by training.train "
+                          "with --plot elsewhere: copy that CSV here)")
     with progress_csv.open() as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -148,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.eval_only:
             train_or_resume(args)
+        training_figures(args.out / "train_progress.csv")  # before the minutes of evaluation
         report = evaluate_checkpoint(args.out, data=args.data, episodes=args.episodes,
                                      seconds=args.seconds,
                                      sim2sim_episodes=args.sim2sim_episodes,

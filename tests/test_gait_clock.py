@@ -142,6 +142,17 @@ def test_environment_steps_advance_the_clock_at_the_commanded_rate() -> None:
                                atol=1e-5)
 
 
+def test_reward_is_the_sum_of_the_logged_weighted_terms(clocked) -> None:
+    """What ``amp.faded_task_terms`` relies on: each term's weighted value is in the metrics
+    under its name, and they add up to the step's reward."""
+    state = clocked.reset(jax.random.PRNGKey(2))
+    for _ in range(2):
+        state = clocked.step(state, jnp.full(clocked.action_size, 0.3))
+    terms = {name: float(state.metrics[name]) for name in clocked.reward_names}
+    assert float(state.reward) == pytest.approx(sum(terms.values()), abs=1e-5)
+    assert terms["contact_phase"] != 0.0 and terms["feet_phase"] != 0.0
+
+
 def test_phase_rewards_without_a_clock_are_refused() -> None:
     with pytest.raises(ConfigError, match="gait.frequency_hz"):
         envs.load("wildrobot_walk", {"rewards": {"weights": {"feet_phase": 1.0}}})

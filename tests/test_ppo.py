@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from training import envs
 from training.config import (
     PRESETS,
     ConfigError,
@@ -19,7 +21,7 @@ from training.config import (
     apply_overrides,
     preset,
 )
-from training.iteration import style_weight_at
+from training.iteration import faded_task_reward, style_weight_at, task_fade_keep
 from training.networks import (
     clamp_log_std,
     gaussian_entropy,
@@ -35,6 +37,7 @@ from training.ppo import (
     ppo_loss_from_terms,
     scheduled_learning_rate,
 )
+from training.train import check_faded_terms
 
 GAMMA, LAM = 0.9, 0.8
 
@@ -248,3 +251,40 @@ def test_annealed_noise_needs_a_window() -> None:
         network = dataclasses.replace(walk.network, anneal_iterations=window)
         with pytest.raises(ConfigError, match="anneal_iterations"):
             dataclasses.replace(walk, network=network).validate()
+
+
+def test_faded_task_terms_leave_the_task_reward_linearly() -> None:
+    """Terms faded over iterations (100, 200): all of them in until 100, half at 150, none
+    from 200 on; the rest of the task reward is untouched."""
+    amp = dataclasses.replace(preset("cpu-walk").amp,
+                              faded_task_terms=("feet_phase", "contact_phase"),
+                              task_fade_iterations=(100, 200))
+    for iteration, keep in {0: 1.0, 100: 1.0, 150: 0.5, 200: 0.0, 900: 0.0}.items():
+        assert float(task_fade_keep(amp, jnp.asarray(iteration))) == pytest.approx(keep)
+    rollout = SimpleNamespace(
+        task_reward=jnp.asarray([[2.0, 3.0]]),
+        env_metrics={"feet_phase": jnp.asarray([[0.4, 0.2]]),
+                     "contact_phase": jnp.asarray([[0.6, 0.0]]),
+                     "alive": jnp.asarray([[1.0, 1.0]])})
+    np.testing.assert_allclose(faded_task_reward(amp, jnp.asarray(150), rollout),
+                               [[1.5, 2.9]], rtol=1e-6)
+    np.testing.assert_allclose(faded_task_reward(amp, jnp.asarray(250), rollout),
+                               [[1.0, 2.8]], rtol=1e-6)
+    plain = preset("cpu-walk").amp
+    assert faded_task_reward(plain, jnp.asarray(250), rollout) is rollout.task_reward
+    assert float(task_fade_keep(plain, jnp.asarray(250))) == 1.0
+
+
+def test_faded_task_terms_are_checked() -> None:
+    walk = preset("cpu-walk")
+    with pytest.raises(ConfigError, match="task_fade_iterations"):
+        dataclasses.replace(walk, amp=dataclasses.replace(
+            walk.amp, faded_task_terms=("feet_phase",))).validate()
+    faded = apply_overrides(walk, ["amp.faded_task_terms=[feet_phase, contact_phase]",
+                                   "amp.task_fade_iterations=[1500, 1600]"]).validate()
+    assert faded.amp.faded_task_terms == ("feet_phase", "contact_phase")
+    assert faded.amp.task_fade_iterations == (1500, 1600)
+    env = envs.load("wildrobot_walk")
+    check_faded_terms(faded.amp, env)
+    with pytest.raises(ConfigError, match=r"\['feet_hight'\] are not reward terms.*feet_phase"):
+        check_faded_terms(dataclasses.replace(walk.amp, faded_task_terms=("feet_hight",)), env)

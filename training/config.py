@@ -128,6 +128,12 @@ class AmpConfig:
             stays there (``training.iteration.style_weight_at``); None keeps
             ``style_weight`` throughout.
         style_ramp_iterations: (start, end) iterations of that ramp, ``start < end``.
+        faded_task_terms: Names of environment reward terms (``env.reward_names``) whose part
+            of the task reward fades out linearly over ``task_fade_iterations``
+            (``training.iteration.task_fade_keep``): shaping that is needed to find a gait
+            (the gait clock's ``feet_phase`` and ``contact_phase``) but holds the policy
+            to the clock's cadence once the style reward can shape the steps.
+        task_fade_iterations: (start, end) iterations of that fade, ``start < end``.
         speed_matched_data: Draw the discriminator's reference transitions so that their
             forward speed is spread evenly over the environment's forward-speed command range
             (``amp.speed_match``), instead of as the clips happen to be; needs an environment
@@ -143,7 +149,8 @@ class AmpConfig:
         "num_minibatches": ">= 1", "batch_size": ">= 1", "replay_size": ">= 1",
         "replay_fraction": "[0, 1]", "normalizer_clip": "> 0", "input_noise_std": ">= 0",
         "task_weight": ">= 0", "style_weight": ">= 0", "final_style_weight": ">= 0",
-        "style_ramp_iterations": ">= 0", "speed_match_window_s": "> 0",
+        "style_ramp_iterations": ">= 0", "task_fade_iterations": ">= 0",
+        "speed_match_window_s": "> 0",
         "speed_match_bin_mps": "> 0", "speed_match_max_ratio": ">= 1"}
 
     enabled: bool = True
@@ -164,6 +171,8 @@ class AmpConfig:
     style_weight: float = 0.5
     final_style_weight: float | None = None
     style_ramp_iterations: tuple[int, int] = (0, 0)
+    faded_task_terms: tuple[str, ...] = ()
+    task_fade_iterations: tuple[int, int] = (0, 0)
     speed_matched_data: bool = False
     speed_match_window_s: float = 1.0
     speed_match_bin_mps: float = 0.05
@@ -222,6 +231,11 @@ class TrainConfig:
                               f"network.anneal_iterations=(start, end) with start < end (got "
                               f"{self.network.anneal_iterations}) and a value >= "
                               f"network.min_action_std={self.network.min_action_std}")
+        fade_start, fade_end = self.amp.task_fade_iterations
+        if self.amp.faded_task_terms and not fade_start < fade_end:
+            raise ConfigError(f"amp.faded_task_terms={list(self.amp.faded_task_terms)} needs "
+                              "amp.task_fade_iterations=(start, end) with start < end (got "
+                              f"{self.amp.task_fade_iterations})")
         ramp_start, ramp_end = self.amp.style_ramp_iterations
         if self.amp.final_style_weight is not None and not ramp_start < ramp_end:
             raise ConfigError(f"amp.final_style_weight={self.amp.final_style_weight} needs "

@@ -287,6 +287,24 @@ def style_weight_at(config: AmpConfig, iteration: jax.Array) -> jax.Array:
     return config.style_weight + (config.final_style_weight - config.style_weight) * progress
 
 
+def task_fade_keep(config: AmpConfig, iteration: jax.Array) -> jax.Array:
+    """Share [] of the ``faded_task_terms`` still in the task reward at ``iteration``: 1, then
+    linearly to 0 over ``task_fade_iterations``."""
+    if not config.faded_task_terms:
+        return jnp.ones((), jnp.float32)
+    return 1.0 - window_progress(iteration, config.task_fade_iterations)
+
+
+def faded_task_reward(config: AmpConfig, iteration: jax.Array, rollout: Transition
+                      ) -> jax.Array:
+    """The rollout's task reward [T, N] less the faded part of ``faded_task_terms`` (their
+    weighted values are in ``rollout.env_metrics`` under their names)."""
+    if not config.faded_task_terms:
+        return rollout.task_reward
+    faded = sum(rollout.env_metrics[name] for name in config.faded_task_terms)
+    return rollout.task_reward - (1.0 - task_fade_keep(config, iteration)) * faded
+
+
 def mixed_rewards(config: AmpConfig, iteration: jax.Array, task_reward: jax.Array,
                   style: jax.Array) -> jax.Array:
     """What PPO optimizes at ``iteration``: task_weight·task + style weight·style, [T, N]."""
@@ -305,7 +323,10 @@ def training_iteration(state: TrainState, dataset: Any, *, env: Env, networks: N
     final_env_state, rollout = collect_rollout(state, env, networks, config, k_rollout)
     metrics: Metrics = {}
     style = None
-    rewards = rollout.task_reward
+    task_reward = faded_task_reward(config.amp, state.iteration, rollout)
+    rewards = task_reward
+    if config.amp.faded_task_terms:
+        metrics["rollout/task_fade_keep"] = task_fade_keep(config.amp, state.iteration)
     policy_pairs = rollout.amp_pairs.reshape(-1, *rollout.amp_pairs.shape[2:])
     if config.amp.enabled:
         state, disc_metrics = discriminator_phase(state, networks, config, policy_pairs,
@@ -314,7 +335,7 @@ def training_iteration(state: TrainState, dataset: Any, *, env: Env, networks: N
         style = style_rewards(networks.discriminator, state.disc_params, state.amp_stats,
                               rollout.amp_pairs)
         metrics["amp/style_weight"] = style_weight_at(config.amp, state.iteration)
-        rewards = mixed_rewards(config.amp, state.iteration, rollout.task_reward, style)
+        rewards = mixed_rewards(config.amp, state.iteration, task_reward, style)
     batch, gae_metrics = make_ppo_batch(state, networks, config, rollout, rewards,
                                         final_env_state)
     _, old_log_std = policy_distribution(networks.policy, state.params["policy"],

@@ -274,10 +274,20 @@ def prepare(config: TrainConfig, data: str | Path | AmpDataset, env: Env | None 
         env = load_env(config)
     dataset = data if isinstance(data, AmpDataset) else _fitted(Path(data), merged, env)
     check_contact_rule(env, dataset)
+    check_faded_terms(config.amp, env)
     seeded = with_reference_init(env, dataset)
     reference = dataset.content_sha256 if seeded is not env else None
     return Setup(config, seeded, EnvKey.of(seeded, reference), dataset,
                  discriminator_arrays(dataset, config.amp, env))
+
+
+def check_faded_terms(amp: AmpConfig, env: Env) -> None:
+    """Raise :class:`ConfigError` unless every ``amp.faded_task_terms`` name is one of the
+    environment's reward terms (whose weighted values it reports under those names)."""
+    unknown = [name for name in amp.faded_task_terms if name not in env.reward_names]
+    if unknown:
+        raise ConfigError(f"amp.faded_task_terms: {unknown} are not reward terms of this "
+                          f"environment; valid: {sorted(env.reward_names)}")
 
 
 def discriminator_arrays(dataset: AmpDataset, amp: AmpConfig, env: Env) -> DatasetArrays:
