@@ -152,12 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.eval_only:
             train_or_resume(args)
-        training_figures(args.out / "train_progress.csv")  # before the minutes of evaluation
+        figures = training_figures(args.out / "train_progress.csv")  # before the evaluation
         report = evaluate_checkpoint(args.out, data=args.data, episodes=args.episodes,
                                      seconds=args.seconds,
                                      sim2sim_episodes=args.sim2sim_episodes,
                                      scenarios=walk_suite(args.episodes, args.seconds))
-        figures = training_figures(args.out / "train_progress.csv")
     except AmpkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,12 +27,12 @@ def clocked() -> envs.Env:
 
 
 @pytest.mark.parametrize("xp", [np, jnp])
-def test_phase_and_clock_of_known_steps(xp) -> None:
-    steps = xp.asarray([0, 10, 25, 55])
-    phase = np.asarray(kin.gait_phase(steps, 0.02, 1.0, xp))
+def test_leg_phases_and_clock_of_known_phases(xp) -> None:
+    left = xp.asarray([0.0, 0.2, 0.5, 0.1])
+    phase = np.asarray(kin.leg_phases(left, xp))
     np.testing.assert_allclose(phase[:, 0], [0.0, 0.2, 0.5, 0.1], atol=1e-6)
     np.testing.assert_allclose(phase[:, 1], [0.5, 0.7, 0.0, 0.6], atol=1e-6)
-    clock = np.asarray(kin.gait_clock(steps, 0.02, 1.0, xp))
+    clock = np.asarray(kin.clock_of_phase(left, xp))
     angle = 2 * np.pi * np.array([0.0, 0.2, 0.5, 0.1])
     np.testing.assert_allclose(clock, np.stack([np.sin(angle), np.cos(angle)], 1), atol=1e-6)
 
@@ -107,13 +107,15 @@ def test_clock_rate_follows_the_commanded_speed(xp) -> None:
 
 
 @pytest.mark.parametrize("xp", [np, jnp])
-def test_integrated_phase_equals_the_closed_form_at_a_constant_rate(xp) -> None:
-    phase = xp.float32(0.0)
-    for _ in range(55):
-        phase = kin.advance_phase(phase, 1.0, 0.02, xp)
-    np.testing.assert_allclose(float(phase), 0.1, atol=2e-5)  # 55 steps * 0.02 s * 1 Hz, mod 1
-    np.testing.assert_allclose(np.asarray(kin.leg_phases(phase, xp)),
-                               np.asarray(kin.gait_phase(55, 0.02, 1.0, xp)), atol=2e-5)
+def test_integrated_phase_reaches_the_closed_form_at_a_constant_rate(xp) -> None:
+    """At 1 Hz (a zero command) the phase after k steps of 0.02 s is frac(0.02 k)."""
+    phase, zero, reached = xp.float32(0.0), xp.zeros(3), {}
+    for step in range(1, 56):
+        phase = kin.advance_phase(phase, zero, 1.0, 0.8, 0.02, xp)
+        reached[step] = float(phase)
+    for step, expected in ((10, 0.2), (25, 0.5), (55, 0.1)):
+        assert reached[step] == pytest.approx(expected, abs=2e-5)
+    np.testing.assert_allclose(np.asarray(kin.leg_phases(phase, xp)), [0.1, 0.6], atol=2e-5)
 
 
 def test_clock_follows_a_command_change_without_a_jump() -> None:

@@ -79,8 +79,8 @@ class ObservationBuilder:
         environment advances it (unchanged without a clock)."""
         if self.clock_hz <= 0:
             return gait_phase
-        rate = kin.clock_rate_hz(command, self.clock_hz, self.clock_hz_per_mps)
-        return kin.advance_phase(gait_phase, rate, self.control_dt)
+        return kin.advance_phase(gait_phase, command, self.clock_hz, self.clock_hz_per_mps,
+                                 self.control_dt)
 
     def noisy(self, clean: np.ndarray, unit: np.ndarray,
               multiplier: np.ndarray | float = 1.0) -> np.ndarray:

@@ -8,7 +8,7 @@ The MJX environment (jax), the MJX evaluation (jax) and the plain-MuJoCo sim-to-
 - :func:`foot_contact`: per-foot contact from the AMP frame (by the layout's slice);
 - :func:`policy_observation` and :func:`noise_widths`: the policy observation and its noise;
 - :func:`clock_rate_hz`, :func:`advance_phase`, :func:`leg_phases`, :func:`clock_of_phase`,
-  :func:`gait_phase`, :func:`gait_clock`, :func:`swing_height_target`: the optional gait clock.
+  :func:`swing_height_target`: the optional gait clock.
 
 Arrays are batched over leading axes. ``qpos`` [..., 7 + n] is root xyz, root quat wxyz,
 joints; ``qvel`` [..., 6 + n] is MuJoCo's free-joint velocity (world linear, local angular).
@@ -115,12 +115,15 @@ def clock_rate_hz(command: Any, frequency_hz: float, frequency_per_mps: float,
     return xp.float32(frequency_hz) + xp.float32(frequency_per_mps) * speed
 
 
-def advance_phase(phase: Any, rate_hz: Any, control_dt: float, xp: Any = np) -> Any:
-    """The left leg's phase [...] in [0, 1) one control step after ``phase`` at ``rate_hz``.
+def advance_phase(phase: Any, command: Any, frequency_hz: float, frequency_per_mps: float,
+                  control_dt: float, xp: Any = np) -> Any:
+    """The left leg's phase [...] in [0, 1) one control step after ``phase`` under velocity
+    command(s) [..., 3], at :func:`clock_rate_hz`.
 
     The environment and sim-to-sim both integrate the phase this way, in float32, so a
     command change mid-episode changes the cadence without a jump in the clock."""
-    step = xp.asarray(rate_hz, dtype=xp.float32) * xp.float32(control_dt)
+    rate = clock_rate_hz(command, frequency_hz, frequency_per_mps, xp)
+    step = rate * xp.float32(control_dt)
     return xp.mod(xp.asarray(phase, dtype=xp.float32) + step, xp.float32(1.0))
 
 
@@ -135,18 +138,6 @@ def clock_of_phase(left_phase: Any, xp: Any = np) -> Any:
     """The clock the policy sees [..., 2]: sin and cos of 2π times the left leg's phase."""
     angle = 2.0 * np.pi * xp.asarray(left_phase, dtype=xp.float32)
     return xp.stack([xp.sin(angle), xp.cos(angle)], axis=-1).astype(xp.float32)
-
-
-def gait_phase(step: Any, control_dt: float, frequency_hz: float, xp: Any = np) -> Any:
-    """Phase of each leg [..., 2] at control step ``step`` [...] of a clock running at a
-    constant ``frequency_hz`` from phase 0 (the closed form of :func:`advance_phase`)."""
-    left = xp.mod(xp.asarray(step, dtype=xp.float32) * (control_dt * frequency_hz), 1.0)
-    return leg_phases(left, xp)
-
-
-def gait_clock(step: Any, control_dt: float, frequency_hz: float, xp: Any = np) -> Any:
-    """:func:`clock_of_phase` at control step ``step`` of a constant-rate clock."""
-    return clock_of_phase(gait_phase(step, control_dt, frequency_hz, xp)[..., 0], xp)
 
 
 def swing_height_target(phase: Any, stance_fraction: float, swing_height_m: float,

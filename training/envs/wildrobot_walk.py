@@ -134,7 +134,7 @@ class GaitConfig:
     """An optional gait clock: a phase the policy observes and two reward terms follow.
 
     The left leg is in stance for the first ``stance_fraction`` of each cycle and the right
-    leg half a cycle later (``kinematics.gait_phase``); the ``feet_phase`` and
+    leg half a cycle later (``kinematics.leg_phases``); the ``feet_phase`` and
     ``contact_phase`` rewards score how well the feet follow it. A cold-start policy finds
     shuffling (both feet down) long before stepping; the clock makes alternating steps the
     easy thing to learn, and the AMP style reward then shapes how the steps look.
@@ -589,8 +589,8 @@ class WildRobotWalk(Env):
         if not self._clock_on:
             return gait_phase
         gait = self.config.gait
-        rate = kin.clock_rate_hz(command, gait.frequency_hz, gait.frequency_per_mps, jnp)
-        return kin.advance_phase(gait_phase, rate, self.control_dt, jnp)
+        return kin.advance_phase(gait_phase, command, gait.frequency_hz, gait.frequency_per_mps,
+                                 self.control_dt, jnp)
 
     def _gait_terms(self, data: mjx.Data, foot_contact: jax.Array,
                     gait_phase: jax.Array) -> dict[str, jax.Array]:
