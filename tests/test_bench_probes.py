@@ -8,6 +8,12 @@ import pytest
 from eval_fixtures import shared_checkpoint
 
 from bench.cadence_probe import locomotion_arrays, time_scaled_clip
+from bench.disc_ceiling import (
+    held_out_split,
+    nearest_transitions,
+    uniform_commands,
+    windowed_velocity,
+)
 from bench.disc_probe import deterministic_pairs, threshold_accuracy
 from training.policy import load_snapshot
 
@@ -72,3 +78,47 @@ def test_deterministic_pairs_are_consecutive_frames_after_the_warm_up(
     np.testing.assert_array_equal(by_step[1:, :, 0], by_step[:-1, :, 1])
     assert np.abs(by_step[:, :, 1] - by_step[:, :, 0]).max() > 1e-4  # it moves
     np.testing.assert_array_equal(deterministic_pairs(snapshot, num_envs, steps, warmup), pairs)
+
+
+def test_windowed_velocity_averages_each_command_axis_within_its_clip() -> None:
+    """Two clips of 4 frames: forward speed 0, 1, 2, 3 (window 3 → 0.5, 1, 2, 2.5 at the
+    clipped ends), sideways speed and yaw rate constant; the second clip is not mixed in."""
+    features = np.zeros((8, 29), np.float32)
+    features[:4, 18] = [0.0, 1.0, 2.0, 3.0]
+    features[:4, 19] = 0.1
+    features[:4, 23] = -0.4
+    features[4:, 18] = 9.0
+    velocity = windowed_velocity(features, np.array([0, 4]), np.array([4, 4]), 3)
+    np.testing.assert_allclose(velocity[:4, 0], [0.5, 1.0, 2.0, 2.5])
+    np.testing.assert_allclose(velocity[:4, 1:], [[0.1, -0.4]] * 4, rtol=1e-6)
+    np.testing.assert_allclose(velocity[4:, 0], 9.0)
+
+
+def test_nearest_transitions_obey_the_command() -> None:
+    """Velocities on a grid of forward speeds: each command gets one of its k nearest, the
+    sideways axis weighed by its own scale; commands lie inside their ranges."""
+    rng = np.random.default_rng(0)
+    commands = uniform_commands(((0.1, 0.5), (-0.1, 0.1), (-0.5, 0.5)), 500, rng)
+    assert commands.shape == (500, 3)
+    assert np.all((commands[:, 0] >= 0.1) & (commands[:, 0] <= 0.5))
+    assert np.all(np.abs(commands[:, 2]) <= 0.5)
+    velocity = np.zeros((11, 3))
+    velocity[:, 0] = np.linspace(0.0, 1.0, 11)  # 0.0, 0.1, ..., 1.0 m/s
+    asked = np.array([[0.31, 0.0, 0.0], [0.74, 0.0, 0.0]])
+    picked = nearest_transitions(velocity, asked, np.ones(3), 1, rng)
+    assert picked.tolist() == [3, 7]
+    picked = nearest_transitions(velocity, np.repeat(asked[:1], 200, 0), np.ones(3), 2, rng)
+    assert set(picked.tolist()) == {3, 4}  # 0.3 and 0.4 are the two nearest 0.31
+    # a sideways offset of 0.05 m/s, on a scale of 0.1, outweighs 0.04 m/s forward on 1.0
+    lateral = np.array([[0.3, 0.05, 0.0], [0.34, 0.0, 0.0]])
+    assert nearest_transitions(lateral, asked[:1], np.array([1.0, 0.1, 1.0]), 1,
+                               rng).tolist() == [1]
+
+
+def test_held_out_split_keeps_held_transitions_out_of_training() -> None:
+    rng = np.random.default_rng(1)
+    draws = rng.integers(0, 50, size=1000)
+    train, held = held_out_split(draws, 0.2, rng)
+    assert np.all(train ^ held)
+    assert not set(draws[train].tolist()) & set(draws[held].tolist())
+    assert len(set(draws[held].tolist())) == 10

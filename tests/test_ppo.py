@@ -275,6 +275,25 @@ def test_faded_task_terms_leave_the_task_reward_linearly() -> None:
     assert float(task_fade_keep(plain, jnp.asarray(250))) == 1.0
 
 
+def test_faded_task_terms_can_keep_a_final_share() -> None:
+    """feet_phase fades to 0 and contact_phase to 0.3 of itself over (100, 200): at 150 the
+    reward loses 0.5·0.4 + 0.5·0.7·0.6 = 0.41, from 200 on 0.4 + 0.7·0.6 = 0.82."""
+    amp = dataclasses.replace(preset("cpu-walk").amp,
+                              faded_task_terms=("feet_phase", "contact_phase"),
+                              task_fade_iterations=(100, 200),
+                              task_fade_final_shares=(0.0, 0.3))
+    rollout = SimpleNamespace(
+        task_reward=jnp.asarray([[2.0, 3.0]]),
+        env_metrics={"feet_phase": jnp.asarray([[0.4, 0.2]]),
+                     "contact_phase": jnp.asarray([[0.6, 0.0]])})
+    np.testing.assert_allclose(faded_task_reward(amp, jnp.asarray(50), rollout),
+                               [[2.0, 3.0]], rtol=1e-6)
+    np.testing.assert_allclose(faded_task_reward(amp, jnp.asarray(150), rollout),
+                               [[1.59, 2.9]], rtol=1e-6)
+    np.testing.assert_allclose(faded_task_reward(amp, jnp.asarray(900), rollout),
+                               [[1.18, 2.8]], rtol=1e-6)
+
+
 def test_faded_task_terms_are_checked() -> None:
     walk = preset("cpu-walk")
     with pytest.raises(ConfigError, match="task_fade_iterations"):
@@ -284,6 +303,10 @@ def test_faded_task_terms_are_checked() -> None:
                                    "amp.task_fade_iterations=[1500, 1600]"]).validate()
     assert faded.amp.faded_task_terms == ("feet_phase", "contact_phase")
     assert faded.amp.task_fade_iterations == (1500, 1600)
+    with pytest.raises(ConfigError, match="one share per"):
+        apply_overrides(faded, ["amp.task_fade_final_shares=[0.3]"]).validate()
+    with pytest.raises(ConfigError, match=r"task_fade_final_shares: must lie in \[0, 1\]"):
+        apply_overrides(faded, ["amp.task_fade_final_shares=[0.0, 1.5]"]).validate()
     env = envs.load("wildrobot_walk")
     check_faded_terms(faded.amp, env)
     with pytest.raises(ConfigError, match=r"\['feet_hight'\] are not reward terms.*feet_phase"):

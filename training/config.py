@@ -134,6 +134,9 @@ class AmpConfig:
             (the gait clock's ``feet_phase`` and ``contact_phase``) but holds the policy
             to the clock's cadence once the style reward can shape the steps.
         task_fade_iterations: (start, end) iterations of that fade, ``start < end``.
+        task_fade_final_shares: Share [0, 1] of each faded term (in ``faded_task_terms``
+            order) left in the task reward once the fade is over; empty fades them all to 0.
+            A term that keeps a share is lightened rather than removed.
         speed_matched_data: Draw the discriminator's reference transitions so that their
             forward speed is spread evenly over the environment's forward-speed command range
             (``amp.speed_match``), instead of as the clips happen to be; needs an environment
@@ -150,6 +153,7 @@ class AmpConfig:
         "replay_fraction": "[0, 1]", "normalizer_clip": "> 0", "input_noise_std": ">= 0",
         "task_weight": ">= 0", "style_weight": ">= 0", "final_style_weight": ">= 0",
         "style_ramp_iterations": ">= 0", "task_fade_iterations": ">= 0",
+        "task_fade_final_shares": "[0, 1]",
         "speed_match_window_s": "> 0",
         "speed_match_bin_mps": "> 0", "speed_match_max_ratio": ">= 1"}
 
@@ -173,6 +177,7 @@ class AmpConfig:
     style_ramp_iterations: tuple[int, int] = (0, 0)
     faded_task_terms: tuple[str, ...] = ()
     task_fade_iterations: tuple[int, int] = (0, 0)
+    task_fade_final_shares: tuple[float, ...] = ()
     speed_matched_data: bool = False
     speed_match_window_s: float = 1.0
     speed_match_bin_mps: float = 0.05
@@ -236,6 +241,10 @@ class TrainConfig:
             raise ConfigError(f"amp.faded_task_terms={list(self.amp.faded_task_terms)} needs "
                               "amp.task_fade_iterations=(start, end) with start < end (got "
                               f"{self.amp.task_fade_iterations})")
+        shares = self.amp.task_fade_final_shares
+        if shares and len(shares) != len(self.amp.faded_task_terms):
+            raise ConfigError(f"amp.task_fade_final_shares={list(shares)} needs one share per "
+                              f"amp.faded_task_terms={list(self.amp.faded_task_terms)}")
         ramp_start, ramp_end = self.amp.style_ramp_iterations
         if self.amp.final_style_weight is not None and not ramp_start < ramp_end:
             raise ConfigError(f"amp.final_style_weight={self.amp.final_style_weight} needs "

@@ -288,8 +288,8 @@ def style_weight_at(config: AmpConfig, iteration: jax.Array) -> jax.Array:
 
 
 def task_fade_keep(config: AmpConfig, iteration: jax.Array) -> jax.Array:
-    """Share [] of the ``faded_task_terms`` still in the task reward at ``iteration``: 1, then
-    linearly to 0 over ``task_fade_iterations``."""
+    """Progress of the fade at ``iteration`` as the share [] of a term fading to 0 still in
+    the task reward: 1, then linearly to 0 over ``task_fade_iterations``."""
     if not config.faded_task_terms:
         return jnp.ones((), jnp.float32)
     return 1.0 - window_progress(iteration, config.task_fade_iterations)
@@ -298,11 +298,15 @@ def task_fade_keep(config: AmpConfig, iteration: jax.Array) -> jax.Array:
 def faded_task_reward(config: AmpConfig, iteration: jax.Array, rollout: Transition
                       ) -> jax.Array:
     """The rollout's task reward [T, N] less the faded part of ``faded_task_terms`` (their
-    weighted values are in ``rollout.env_metrics`` under their names)."""
+    weighted values are in ``rollout.env_metrics`` under their names). Term i keeps
+    ``final_i + (1 - final_i) · task_fade_keep`` of its value (``task_fade_final_shares``)."""
     if not config.faded_task_terms:
         return rollout.task_reward
-    faded = sum(rollout.env_metrics[name] for name in config.faded_task_terms)
-    return rollout.task_reward - (1.0 - task_fade_keep(config, iteration)) * faded
+    finals = config.task_fade_final_shares or (0.0,) * len(config.faded_task_terms)
+    removed = 1.0 - task_fade_keep(config, iteration)
+    faded = sum((1.0 - final) * rollout.env_metrics[name]
+                for name, final in zip(config.faded_task_terms, finals, strict=True))
+    return rollout.task_reward - removed * faded
 
 
 def mixed_rewards(config: AmpConfig, iteration: jax.Array, task_reward: jax.Array,
