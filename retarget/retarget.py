@@ -65,6 +65,7 @@ from retarget.targets import (
     RobotGeometry,
     foot_poses,
     frame_targets,
+    human_leg_length,
     scale_human,
     sole_to_body,
 )
@@ -82,6 +83,8 @@ from robots.rotations import (
 RETARGET_VERSION = 1
 """Bumped when the algorithm changes its output for the same parameters (outputs go stale)."""
 OUTPUT_FORMATS = ("h5", "gmr")
+TIME_SCALINGS = ("none", "froude")
+"""How a clip's timeline is mapped onto the robot (``RetargetConfig.time_scaling``)."""
 SOURCE_SUFFIXES: dict[str, str] = {".npz": "AMASS SMPL-X / SMPL+H", ".bvh": "BVH motion capture"}
 """File types a clip can come from (suffix -> what it is)."""
 # Below the floor by more than this after smoothing: the frame keeps its unsmoothed pose.
@@ -133,6 +136,13 @@ class RetargetConfig:
         ik, contact, smoothing, quality, reject: Stage settings.
         gates: Plausibility gates (``retarget.gates``): rejects and flags with reasons.
         balance: Centre-of-mass correction for the robot's feet (``retarget.balance``).
+        time_scaling: ``"none"`` keeps the human's timeline: the robot moves the scaled
+            human's poses at the human's cadence, so a robot of a fraction s of the human's
+            leg length walks its strides in slow motion (its pendulum period is sqrt(s) of the
+            human's). ``"froude"`` plays the clip sqrt(s) times as long (dynamic similarity:
+            the Froude number v^2 / (g l) is kept), so the robot steps at the cadence its own
+            legs and gravity give, and its speeds are sqrt(s) of the human's instead of s
+            (:func:`froude_time_factor`).
     """
 
     BOUNDS: ClassVar[dict[str, str]] = {"human_height_m": "> 0"}
@@ -152,8 +162,12 @@ class RetargetConfig:
     reject: RejectConfig = field(default_factory=RejectConfig)
     gates: GateConfig = field(default_factory=GateConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
+    time_scaling: str = "none"
 
     def __post_init__(self) -> None:
+        if self.time_scaling not in TIME_SCALINGS:
+            raise ValueError(f"time_scaling={self.time_scaling!r}; valid: "
+                             f"{', '.join(TIME_SCALINGS)}")
         unknown = sorted(set(self.formats) - set(OUTPUT_FORMATS))
         if unknown:
             raise ValueError(f"unknown output format(s) {unknown}; valid: {OUTPUT_FORMATS}")
@@ -213,6 +227,23 @@ def resample_clip(clip: HumanClip, fps: float) -> HumanClip:
     blended = quat_to_axis_angle(quat_slerp(pose[lower], pose[lower + 1], weight[:, None]))
     return dataclasses.replace(clip, fps=float(fps), trans=trans, root_orient=blended[:, 0],
                                body_pose=blended[:, 1:])
+
+
+def froude_time_factor(human_leg_m: float, robot_leg_m: float) -> float:
+    """Duration of the robot's motion per second of the human's under dynamic similarity.
+
+    Equal Froude numbers v^2 / (g l) for legs of lengths l_h and l_r = s l_h, with positions
+    scaled by s, give velocities scaled by sqrt(s) and so times scaled by s / sqrt(s) =
+    sqrt(s): a pendulum's period goes with sqrt(l / g).
+    """
+    return float(np.sqrt(robot_leg_m / human_leg_m))
+
+
+def time_scaled(human: HumanMotion, factor: float, max_fps: float | None) -> HumanMotion:
+    """``human`` played ``factor`` times as long (factor < 1: faster), at its own frame rate
+    divided by ``factor`` and resampled to at most ``max_fps``."""
+    played = dataclasses.replace(human, fps=float(human.fps) / factor)
+    return played if max_fps is None else resample_motion(played, max_fps)
 
 
 def supported_types() -> str:
@@ -331,6 +362,7 @@ class Retargeter:
 
     def retarget_motion(self, human: HumanMotion) -> ClipResult:
         """Retarget body-model output (already at the output rate)."""
+        human, time_factor = self._robot_timeline(human)
         fps = float(human.fps)
         scaled = scale_human(lowpass_human(human, self.config.smoothing.input_cutoff_hz),
                              self.mapping, self.geometry, self.config.ground)
@@ -353,7 +385,7 @@ class Retargeter:
                        ground_tilt_deg=scaled.ground_tilt_deg,
                        ground_stance_samples=scaled.ground_samples,
                        human_leg_length_m=scaled.human_leg_length_m,
-                       ankle_lift_m=scaled.ankle_lift_m,
+                       ankle_lift_m=scaled.ankle_lift_m, time_factor=time_factor,
                        ik_iterations_mean=float(solution.iterations[1:].mean())
                        if len(solution.iterations) > 1 else 0.0,
                        ik_iterations_first_frame=int(solution.iterations[0]),
@@ -372,6 +404,17 @@ class Retargeter:
             retarget_params=self.params, quality=quality,
             human_joint_names=tuple(scaled.joint_names))
         return ClipResult(motion=motion, feet=plans, iterations=solution.iterations)
+
+    def _robot_timeline(self, human: HumanMotion) -> tuple[HumanMotion, float]:
+        """``human`` on the robot's timeline (``config.time_scaling``), and the factor its
+        duration was multiplied by."""
+        if self.config.time_scaling == "none":
+            return human, 1.0
+        factor = froude_time_factor(human_leg_length(human, self.mapping),
+                                    self.geometry.leg_length_m)
+        scaled = time_scaled(human, factor, self.config.max_fps)
+        self._check_length(scaled.num_frames, scaled.fps)
+        return scaled, factor
 
     def write(self, result: ClipResult, out_path: Path, formats: tuple[str, ...]) -> None:
         """Write the motion file (and the GMR pickle beside it when asked)."""
