@@ -122,3 +122,52 @@ def test_held_out_split_keeps_held_transitions_out_of_training() -> None:
     assert np.all(train ^ held)
     assert not set(draws[train].tolist()) & set(draws[held].tolist())
     assert len(set(draws[held].tolist())) == 10
+
+
+@pytest.fixture(scope="module")
+def servos():
+    from bench.servo_replay import servo_model
+
+    return servo_model()
+
+
+def _held_pose(servos, frames: int, waist_amplitude_rad: float) -> tuple[np.ndarray, ...]:
+    """The walking keyframe held still, the waist swinging at 1 Hz by the given amplitude."""
+    from training.config import load_env, preset
+    from training.sim2sim import default_qpos
+
+    keyframe = default_qpos(load_env(preset("cpu-walk")))
+    model = servos.model
+    joint = model.joint("waist_yaw").id  # AMP feature 0
+    waist, waist_dof = model.jnt_qposadr[joint], model.jnt_dofadr[joint]
+    time_s = np.arange(frames) * 0.02
+    qpos = np.tile(keyframe, (frames, 1))
+    qvel = np.zeros((frames, model.nv))
+    qpos[:, waist] += waist_amplitude_rad * np.sin(2 * np.pi * time_s)
+    qvel[:, waist_dof] = waist_amplitude_rad * 2 * np.pi * np.cos(2 * np.pi * time_s)
+    return qpos, qvel, waist
+
+
+def test_servo_replay_holds_the_root_and_tracks_the_joints(servos) -> None:
+    from bench.servo_replay import replay_clip
+
+    assert servos.substeps == 4 and servos.velocity_lead_s == pytest.approx(0.5 / 21.1)
+    qpos, qvel, _ = _held_pose(servos, 25, 0.0)
+    frames = replay_clip(servos, qpos, qvel)
+    # the root is the reference's by construction: at rest at the keyframe's height
+    np.testing.assert_allclose(frames[:, 18:24], 0.0, atol=1e-9)
+    np.testing.assert_allclose(frames[:, 24], qpos[0, 2], atol=1e-6)
+    # the joints sag under gravity by what the servos' 21.1 N·m/rad leave, no more
+    assert np.abs(frames[:, 0:9] - frames[0, 0:9]).max() < 0.05
+    np.testing.assert_array_equal(frames[:, 25:29], 1.0)  # standing on toes and heels
+
+
+def test_servo_replay_velocity_lead_tracks_a_moving_joint_closer(servos) -> None:
+    from bench.servo_replay import replay_clip
+
+    qpos, qvel, waist = _held_pose(servos, 100, 0.3)
+    errors = []
+    for feedforward in (False, True):
+        frames = replay_clip(servos, qpos, qvel, feedforward)
+        errors.append(np.abs(frames[:, 0] - qpos[:, waist]).mean())
+    assert 0.005 < errors[1] < 0.7 * errors[0]  # it lags without the lead, less with it
