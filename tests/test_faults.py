@@ -780,3 +780,15 @@ def test_6_checkpoint_of_another_state_names_its_leaves_and_the_warm_start(tmp_p
     assert "it lacks ['filtered_action']" in message and "--init-from" in message
     restored, _, kept = ckpt.load_matching(old, template)
     assert kept == ["['filtered_action']"]
+
+
+def test_train_cli_writes_its_metrics_beside_the_run_by_default() -> None:
+    from training import train
+
+    by_hand = train.run_paths(train.parse_args(["--data", "d.h5", "--out", "runs/probe"]))
+    assert by_hand == train.RunPaths(Path("runs/probe"), Path("runs/probe/train.json"),
+                                     Path("runs/probe/train_progress.csv"))
+    stage = train.run_paths(train.parse_args(["--data", "d.h5", "--metrics", "metrics/t.json",
+                                              "--plot", "metrics/t.csv"]))
+    assert (stage.out, stage.metrics_json, stage.progress_csv) == (
+        Path("runs/amp"), Path("metrics/t.json"), Path("metrics/t.csv"))

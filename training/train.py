@@ -586,10 +586,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "buffers under this config (a warm start; --set what changes)")
     parser.add_argument("--allow-data-mismatch", action="store_true",
                         help="resume although --data differs from the checkpoint's dataset")
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"),
-                        help="final metrics JSON")
-    parser.add_argument("--plot", type=Path, default=Path("metrics/train_progress.csv"),
-                        help="per-iteration CSV")
+    # Beside the run by default: the DVC stage names metrics/ itself, and a run started by
+    # hand (a probe, a warm start) must not overwrite the pipeline's tracked metrics.
+    parser.add_argument("--metrics", type=Path, default=None,
+                        help="final metrics JSON (default: OUT/train.json)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="per-iteration CSV (default: OUT/train_progress.csv)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -610,9 +612,15 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return apply_overrides(base, args.overrides)
 
 
+def run_paths(args: argparse.Namespace) -> RunPaths:
+    """The run directory, and the metrics JSON and progress CSV: as given, else inside it."""
+    return RunPaths(args.out, args.metrics or args.out / "train.json",
+                    args.plot or args.out / "train_progress.csv")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    paths = RunPaths(args.out, args.metrics, args.plot)
+    paths = run_paths(args)
     try:
         config = resolve_config(args)
         result = train(config, args.data, paths, resume=args.resume, overwrite=args.overwrite,
