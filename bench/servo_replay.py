@@ -32,13 +32,14 @@ import jax
 import mujoco
 import numpy as np
 
-from amp.dataset import DatasetArrays, load_dataset, normalize, sample_pairs, sampler_arrays
+from amp.dataset import DatasetArrays, load_dataset, normalize, sample_pairs
 from amp.features import ContactRule, amp_features
+from bench.cadence_probe import locomotion_arrays
 from bench.disc_probe import score, train_probe
 from robots import load_spec
 from robots.errors import AmpkitError
 from training.config import load_env, preset
-from training.eval_metrics import LOCOMOTION_MIN_SPEED_MPS, is_locomotion_clip
+from training.eval_metrics import is_locomotion_clip
 
 
 @dataclass(frozen=True)
@@ -121,32 +122,24 @@ def _frame(servos: ServoModel, data: mujoco.MjData) -> np.ndarray:
 
 
 def replayed_arrays(path: str, servos: ServoModel, feedforward: bool
-                    ) -> tuple[DatasetArrays, DatasetArrays, np.ndarray, np.ndarray]:
-    """Sampler arrays of the replayed locomotion clips and of the same clips as recorded (the
-    dataset's normalizer and weights), and both frame arrays [N, 29]."""
+                    ) -> tuple[DatasetArrays, DatasetArrays]:
+    """Sampler arrays of the locomotion clips replayed through the servos and of the same clips
+    as recorded (``bench.cadence_probe.locomotion_arrays``: the dataset's weights and
+    normalizer); their ``features`` are the frames [N, 29], clip for clip."""
     dataset = load_dataset(path, load_spec("wildrobot")).data
     if not dataset.has_reference_states:
         raise AmpkitError(f"{path}: no reference states (qpos/qvel); re-run pipeline.merge")
-    replayed, recorded, lengths, weights = [], [], [], []
-    for start, length, weight in zip(dataset.clip_start, dataset.clip_length,
-                                     dataset.clip_weight, strict=True):
+    replayed = np.array(dataset.features, np.float32)
+    for start, length in zip(dataset.clip_start, dataset.clip_length, strict=True):
         span = slice(int(start), int(start) + int(length))
-        if not is_locomotion_clip(dataset.features[span]):
-            continue
-        replayed.append(replay_clip(servos, np.asarray(dataset.qpos[span], np.float64),
-                                    np.asarray(dataset.qvel[span], np.float64), feedforward))
-        recorded.append(dataset.features[span])
-        lengths.append(int(length))
-        weights.append(float(weight))
-    if not replayed:
-        raise AmpkitError(f"{path}: no locomotion clip (mean forward speed >= "
-                          f"{LOCOMOTION_MIN_SPEED_MPS} m/s)")
-    lengths_a = np.array(lengths, np.int32)
-    starts = np.concatenate([[0], np.cumsum(lengths_a)[:-1]]).astype(np.int32)
-    replay_f, record_f = np.concatenate(replayed), np.concatenate(recorded)
-    arrays = [sampler_arrays(f, starts, lengths_a, np.array(weights), dataset.mean, dataset.std)
-              for f in (replay_f, record_f)]
-    return arrays[0], arrays[1], replay_f, record_f
+        if is_locomotion_clip(dataset.features[span]):
+            replayed[span] = replay_clip(servos, np.asarray(dataset.qpos[span], np.float64),
+                                         np.asarray(dataset.qvel[span], np.float64),
+                                         feedforward)
+    clips = (dataset.clip_start, dataset.clip_length, dataset.clip_weight, dataset.mean,
+             dataset.std, 1.0)
+    return (locomotion_arrays(replayed, *clips),
+            locomotion_arrays(np.asarray(dataset.features), *clips))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     servos = servo_model()
-    replay, reference, replay_f, record_f = replayed_arrays(args.data, servos, args.feedforward)
+    replay, reference = replayed_arrays(args.data, servos, args.feedforward)
+    replay_f, record_f = np.asarray(replay.features), np.asarray(reference.features)
     joint_error = np.abs(replay_f[:, 0:9] - record_f[:, 0:9]).mean(axis=0)
     print(f"{args.data}: {len(replay_f)} locomotion frames replayed through the servos "
           f"({'with' if args.feedforward else 'no'} velocity lead), root on the reference")

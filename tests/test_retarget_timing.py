@@ -56,9 +56,10 @@ def walk_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _touchdowns(qpos_height: np.ndarray) -> int:
-    """Rising-to-falling crossings of a foot's height below its median: one per step."""
-    low = qpos_height < np.median(qpos_height)
+def _touchdowns(knee_rad: np.ndarray) -> int:
+    """Entries of a knee angle into its lower half (straightening for stance): one per stride
+    of that leg."""
+    low = knee_rad < np.median(knee_rad)
     return int(np.sum(low[1:] & ~low[:-1]))
 
 
