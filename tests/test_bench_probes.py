@@ -3,6 +3,8 @@ deterministic policy's rollout pairs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from eval_fixtures import shared_checkpoint
@@ -171,3 +173,33 @@ def test_servo_replay_velocity_lead_tracks_a_moving_joint_closer(servos) -> None
         frames = replay_clip(servos, qpos, qvel, feedforward)
         errors.append(np.abs(frames[:, 0] - qpos[:, waist]).mean())
     assert 0.005 < errors[1] < 0.7 * errors[0]  # it lags without the lead, less with it
+
+
+def test_reference_gap_of_a_dataset_against_itself_is_chance(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from amp_fixtures import write_synthetic_dataset
+
+    import robots
+    from bench import reference_gap
+
+    path = write_synthetic_dataset(tmp_path / "merged.h5", robots.load("wildrobot"),
+                                   num_clips=3, duration_s=3.0)
+    assert reference_gap.main(["--data", str(path), "--tracked", str(path), "--noise", "0.1",
+                               "--steps", "60", "--scored", "4000"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    scores = [line for line in lines if line.startswith(("control", "tracked"))]
+    assert len(scores) == 2
+    for line in scores:  # "... acc data D policy P ...": both near chance on identical data
+        words = line.split()
+        data_accuracy = float(words[words.index("data") + 1])
+        policy_accuracy = float(words[words.index("policy") + 1])
+        assert abs(data_accuracy + policy_accuracy - 1.0) < 0.1, line
+
+
+def test_reference_gap_names_a_missing_file(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import reference_gap
+
+    assert reference_gap.main(["--data", str(tmp_path / "none.h5"),
+                               "--tracked", str(tmp_path / "none.h5")]) == 2
+    assert "none.h5" in capsys.readouterr().err

@@ -402,6 +402,17 @@ PRESETS: dict[str, TrainConfig] = {
                       entropy_coef=0.002),
         amp=WALK_AMP,
     ),
+    "cpu-track": TrainConfig(
+        env="wildrobot_track",
+        num_iterations=800,
+        checkpoint_every=50,
+        network=NetworkConfig(policy_hidden=(256, 128, 64), value_hidden=(256, 128, 64),
+                              init_action_std=0.3, max_action_std=0.3,
+                              final_max_action_std=0.1, anneal_iterations=(300, 700)),
+        ppo=PPOConfig(num_envs=256, unroll_length=24, num_minibatches=4, num_epochs=4,
+                      entropy_coef=0.001, discount=0.95),
+        amp=AmpConfig(enabled=False),
+    ),
     "gpu": TrainConfig(
         num_iterations=5000,
         checkpoint_every=250,

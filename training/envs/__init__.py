@@ -68,9 +68,11 @@ def load(name: str = DEFAULT_ENV, overrides: dict[str, Any] | None = None) -> En
 
 
 def _register_builtin() -> None:
+    from training.envs.wildrobot_track import TrackConfig, WildRobotTrack
     from training.envs.wildrobot_walk import WalkConfig, WildRobotWalk
 
     register("wildrobot_walk", WalkConfig, WildRobotWalk)
+    register("wildrobot_track", TrackConfig, WildRobotTrack)
 
 
 _register_builtin()

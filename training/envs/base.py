@@ -27,6 +27,7 @@ from mujoco import mjx
 
 import robots
 from amp.dataset import clip_cdf
+from amp.features import layout_slices
 
 
 @struct.dataclass
@@ -65,11 +66,17 @@ class ReferenceStates:
         qvel: [N, nv] their velocities (MuJoCo free-joint convention).
         frame_cdf: [N] cumulative probability of starting at each frame (clip weight spread
             evenly over the clip's frames); the last entry is exactly 1.
+        clip_first, clip_last: [N] int32 index of the first / last frame of each frame's clip
+            (a task that follows a clip must stop at its end).
+        foot_contact: [N, 4] the frames' AMP contact labels, or None when not given.
     """
 
     qpos: jax.Array
     qvel: jax.Array
     frame_cdf: jax.Array
+    clip_first: jax.Array
+    clip_last: jax.Array
+    foot_contact: jax.Array | None = None
 
     @property
     def num_frames(self) -> int:
@@ -80,6 +87,8 @@ class ReferenceStates:
         index = jnp.searchsorted(self.frame_cdf, jax.random.uniform(rng, ()), side="right")
         return jnp.minimum(index, self.num_frames - 1).astype(jnp.int32)
 
+
+FOOT_CONTACT_SLICE = layout_slices()["foot_contact"]
 
 NEVER_STEP = 2**30
 """A control step no episode reaches: "never" for command, push and other schedules (the
@@ -105,19 +114,29 @@ class EpisodeConditions:
     reference_frame: jax.Array | None = None
 
 
-def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any) -> ReferenceStates:
+def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any,
+                     features: Any = None) -> ReferenceStates:
     """:class:`ReferenceStates` from a merged dataset's arrays (numpy in, float32 jax out).
 
     Args:
         qpos: [N, nq]; qvel: [N, nv]; clip_length: [C] frames per clip; clip_weight: [C].
+        features: [N, 29] the frames' AMP features, for their contact labels (optional).
     """
     lengths = np.asarray(clip_length, np.int64)
     weights = np.asarray(clip_weight, np.float64)
     frame_weight = np.repeat(weights / np.maximum(lengths, 1), lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    contact = None
+    if features is not None:
+        contact = jnp.asarray(np.asarray(features)[:, FOOT_CONTACT_SLICE], jnp.float32)
     # The clip sampler's CDF, over frames: from the last positive weight on exactly 1.
     return ReferenceStates(qpos=jnp.asarray(qpos, jnp.float32),
                            qvel=jnp.asarray(qvel, jnp.float32),
-                           frame_cdf=jnp.asarray(clip_cdf(frame_weight)))
+                           frame_cdf=jnp.asarray(clip_cdf(frame_weight)),
+                           clip_first=jnp.asarray(np.repeat(starts, lengths), jnp.int32),
+                           clip_last=jnp.asarray(np.repeat(starts + lengths - 1, lengths),
+                                                 jnp.int32),
+                           foot_contact=contact)
 
 
 class Env(abc.ABC):
@@ -138,7 +157,11 @@ class Env(abc.ABC):
         episode_length: Control steps before the time limit ends an episode.
         robot: The robot the task runs on.
         config: The task's typed config.
+        needs_reference_states: True for a task that cannot start an episode without a
+            dataset's reference states attached (``with_reference_states``).
     """
+
+    needs_reference_states: bool = False
 
     observation_size: int
     privileged_observation_size: int
