@@ -25,9 +25,9 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from amp.dataset import DatasetArrays, load_dataset, normalize, sample_pairs, sampler_arrays
+from amp.dataset import DatasetArrays, load_dataset, sampler_arrays
 from amp.features import FEATURE_LAYOUT
-from bench.disc_probe import score, train_probe
+from bench.disc_probe import probe_arrays
 from robots import load_spec
 from robots.errors import AmpkitError
 from training.eval_metrics import LOCOMOTION_MIN_SPEED_MPS, is_locomotion_clip
@@ -87,25 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference = locomotion_arrays(data.features, data.clip_start, data.clip_length,
                                   data.clip_weight, data.mean, data.std, 1.0)
 
-    def normalized(arrays: DatasetArrays, key: jax.Array, n: int) -> jax.Array:
-        return normalize(arrays, sample_pairs(arrays, key, n))
-
     rng = jax.random.PRNGKey(0)
     print(f"{args.data}: locomotion clips, discriminator {tuple(args.hidden)}, noise "
           f"{args.noise:g}, gp {args.gp:g}, {args.steps} steps")
     for factor in args.factors:
         faster = locomotion_arrays(data.features, data.clip_start, data.clip_length,
                                    data.clip_weight, data.mean, data.std, factor)
-        train_key, scored_key, data_key, probe_key, rng = jax.random.split(rng, 5)
-        train = normalized(faster, train_key, 100_000)
-        scored_faster = normalized(faster, scored_key, args.scored)
-        scored_data = normalized(reference, data_key, args.scored)
-        network, params = train_probe(
-            probe_key, tuple(args.hidden), train,
-            lambda key, n: normalized(reference, key, n), args.noise, args.gp,
-            args.learning_rate, args.steps, args.batch)
-        print(score(f"played x{factor:g}", network.apply(params, scored_faster),
-                    network.apply(params, scored_data)).line(), flush=True)
+        *keys, rng = jax.random.split(rng, 5)
+        print(probe_arrays(keys, f"played x{factor:g}", faster, reference, args.noise, args.gp,
+                           args.steps, args.scored, tuple(args.hidden), args.learning_rate,
+                           args.batch).line(), flush=True)
     return 0
 
 

@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from amp.dataset import load_dataset, sample_pairs
+from amp.dataset import DatasetArrays, load_dataset, sample_pairs
+from amp.dataset import normalize as normalize_frames
 from amp.features import feature_names
 from robots import load_spec
 from robots.errors import AmpkitError
@@ -96,6 +97,31 @@ def feature_report(data: np.ndarray, policy: np.ndarray, names: Sequence[str],
                      f"{data[:, i].std():.3f} policy {policy[:, i].std():.3f}  mean "
                      f"{data[:, i].mean():+.3f} / {policy[:, i].mean():+.3f}")
     return lines
+
+
+def probe_arrays(keys: Sequence[jax.Array], label: str, first: DatasetArrays,
+                 reference: DatasetArrays, noise_std: float, gp_weight: float, steps: int,
+                 scored: int, hidden: Sequence[int] = (512, 256), learning_rate: float = 1e-4,
+                 batch_size: int = 2048, train_pairs: int = 100_000) -> ProbeResult:
+    """A fresh discriminator trained on ``first``'s transitions (``train_pairs`` drawn once)
+    against ``reference``'s (drawn anew each step), both normalized by their arrays' statistics,
+    and scored on fresh draws of each (``scored`` per side, clean inputs).
+
+    Args:
+        keys: Four PRNG keys: the training draw, the scored draw of ``first``, the scored
+            draw of ``reference``, the network's initialization and steps.
+    """
+    train_key, first_key, reference_key, probe_key = keys
+
+    def normalized(arrays: DatasetArrays, key: jax.Array, n: int) -> jax.Array:
+        return normalize_frames(arrays, sample_pairs(arrays, key, n))
+
+    network, params = train_probe(probe_key, tuple(hidden),
+                                  normalized(first, train_key, train_pairs),
+                                  lambda key, n: normalized(reference, key, n), noise_std,
+                                  gp_weight, learning_rate, steps, batch_size)
+    return score(label, network.apply(params, normalized(first, first_key, scored)),
+                 network.apply(params, normalized(reference, reference_key, scored)))
 
 
 def train_probe(rng: jax.Array, hidden: Sequence[int], train_policy: jax.Array,

@@ -22,10 +22,10 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from amp.dataset import DatasetArrays, load_dataset, normalize, sample_pairs
+from amp.dataset import load_dataset
 from amp.features import feature_names
 from bench.cadence_probe import locomotion_arrays
-from bench.disc_probe import feature_report, score, train_probe
+from bench.disc_probe import feature_report, probe_arrays
 from robots import load_spec
 from robots.errors import AmpkitError
 
@@ -57,20 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    np.asarray(performed.features),
                                    feature_names(spec.amp_joint_names), 6)))
 
-    def normalized(arrays: DatasetArrays, key: jax.Array, n: int) -> jax.Array:
-        return normalize(arrays, sample_pairs(arrays, key, n))
-
     rng = jax.random.PRNGKey(0)
     for label, first in (("control (kinematic)", reference), ("tracked", performed)):
         for noise in args.noise:
-            train_key, first_key, data_key, probe_key, rng = jax.random.split(rng, 5)
-            network, params = train_probe(
-                probe_key, (512, 256), normalized(first, train_key, 100_000),
-                lambda key, n: normalized(reference, key, n), noise, args.gp, 1e-4,
-                args.steps, 2048)
-            print(score(f"{label}, noise {noise:g}", network.apply(
-                params, normalized(first, first_key, args.scored)), network.apply(
-                params, normalized(reference, data_key, args.scored))).line(), flush=True)
+            *keys, rng = jax.random.split(rng, 5)
+            print(probe_arrays(keys, f"{label}, noise {noise:g}", first, reference, noise,
+                               args.gp, args.steps, args.scored).line(), flush=True)
     return 0
 
 

@@ -32,10 +32,10 @@ import jax
 import mujoco
 import numpy as np
 
-from amp.dataset import DatasetArrays, load_dataset, normalize, sample_pairs
+from amp.dataset import DatasetArrays, load_dataset
 from amp.features import ContactRule, amp_features
 from bench.cadence_probe import locomotion_arrays
-from bench.disc_probe import score, train_probe
+from bench.disc_probe import probe_arrays
 from robots import load_spec
 from robots.errors import AmpkitError
 from training.config import load_env, preset
@@ -165,19 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  joint-velocity std, replay / data [rad/s]: {replay_f[:, 10:14].std(0).round(2)} / "
           f"{record_f[:, 10:14].std(0).round(2)} (left hip pitch, hip roll, knee, ankle)")
 
-    def normalized(arrays: DatasetArrays, key: jax.Array, n: int) -> jax.Array:
-        return normalize(arrays, sample_pairs(arrays, key, n))
-
     rng = jax.random.PRNGKey(0)
     for noise in args.noise:
-        train_key, replay_key, data_key, probe_key, rng = jax.random.split(rng, 5)
-        network, params = train_probe(
-            probe_key, (512, 256), normalized(replay, train_key, 100_000),
-            lambda key, n: normalized(reference, key, n), noise, args.gp, 1e-4, args.steps,
-            2048)
-        print(score(f"replay, noise {noise:g}", network.apply(
-            params, normalized(replay, replay_key, args.scored)), network.apply(
-            params, normalized(reference, data_key, args.scored))).line(), flush=True)
+        *keys, rng = jax.random.split(rng, 5)
+        print(probe_arrays(keys, f"replay, noise {noise:g}", replay, reference, noise, args.gp,
+                           args.steps, args.scored).line(), flush=True)
     return 0
 
 

@@ -132,8 +132,6 @@ class WildRobotTrack(WildRobotWalk):
         super().__init__(config)
         self.config: TrackConfig = config
         self.reward_names = TRACKING_TERMS
-        self._actuator_qpos = jnp.asarray(
-            self.mj_model.jnt_qposadr[self.mj_model.actuator_trnid[:, 0]] - 7)
 
     # ----------------------------------------------------------------- layouts
     def observation_layout(self) -> tuple[tuple[str, int], ...]:
@@ -183,7 +181,7 @@ class WildRobotTrack(WildRobotWalk):
         origin = reference.qpos[frame, 0:2]
         data = self.kinematic_data(reference.qpos[frame].at[0:2].set(0.0), reference.qvel[frame])
         amp_frame = self.amp_frame(data)
-        target = reference.qpos[frame, 7:][self._actuator_qpos]
+        target = reference.qpos[frame][self._actuator_qpos]
         no_action = jnp.zeros(self.action_size, jnp.float32)
         info: dict[str, Any] = {
             "rng": rng,
@@ -212,7 +210,7 @@ class WildRobotTrack(WildRobotWalk):
                           self.config.action_clip)
         last = reference.clip_last[info["reference_frame"]]
         frame = jnp.minimum(info["reference_frame"] + 1, last)
-        ref_target = reference.qpos[frame, 7:][self._actuator_qpos]
+        ref_target = reference.qpos[frame][self._actuator_qpos]
         alpha = self.config.action_filter_alpha
         target = alpha * info["filtered_target"] + (1.0 - alpha) * (
             ref_target + self.config.action_scale_rad * action)

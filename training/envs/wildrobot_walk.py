@@ -234,6 +234,7 @@ class WildRobotWalk(Env):
         self._default_qpos = jnp.asarray(self.default_qpos, jnp.float32)
         self._default_joints = jnp.asarray(self.default_qpos[7:], jnp.float32)
         actuator_qpos = mj_model.jnt_qposadr[mj_model.actuator_trnid[:, 0]]
+        self._actuator_qpos = jnp.asarray(actuator_qpos)  # [nu] qpos address of each servo
         self._default_ctrl = jnp.asarray(self.default_qpos[actuator_qpos], jnp.float32)
         ranges = spec.joint_range_array()
         self._joint_lower = jnp.asarray(ranges[:, 0], jnp.float32)
