@@ -122,3 +122,95 @@ def test_rsi_without_reference_states_is_refused(tmp_path: Path, robot: robots.R
     with pytest.raises(AmpkitError, match=r"bare\.h5.*reference_init_fraction"):
         with_reference_init(env, dataset)
     assert with_reference_init(envs.load("wildrobot_walk"), dataset).reference is None
+
+
+# ---------------------------------------------------------------- the clock's phase at RSI
+def _stepping_contacts(frames: int, period: int, stance: int, right_offset: int) -> np.ndarray:
+    """[frames, 2] per-foot contacts of a regular walk: each foot down ``stance`` frames of
+    every ``period``, the left landing at frame 0, the right ``right_offset`` frames later."""
+    t = np.arange(frames)
+    left = (t % period) < stance
+    right = ((t - right_offset) % period) < stance
+    return np.stack([left, right], axis=-1).astype(np.float32)
+
+
+def test_reference_gait_phase_counts_from_each_left_touchdown() -> None:
+    from training.envs.kinematics import reference_gait_phase
+
+    contacts = _stepping_contacts(200, period=50, stance=32, right_offset=25)
+    phase = reference_gait_phase(contacts, np.asarray([200]), 0.02)
+    # Left touchdowns at 50, 100, 150 (frame 0 is no landing: nothing before it was in the
+    # air), so the cycles 50-100 and 100-150 are counted; the partial ones are not.
+    np.testing.assert_allclose(phase[50:150], np.tile(np.arange(50) / 50.0, 2), atol=1e-6)
+    assert np.all(phase[:50] == 0.0) and np.all(phase[150:] == 0.0)
+    # The clock's own convention: the left foot is down at the start of its cycle.
+    assert np.all(contacts[50:150][phase[50:150] < 0.6, 0] == 1.0)
+
+
+def test_reference_gait_phase_ignores_scuffs_and_keeps_clips_apart() -> None:
+    from training.envs.kinematics import reference_gait_phase
+
+    walk = _stepping_contacts(200, period=50, stance=32, right_offset=25)
+    scuffed = walk.copy()
+    scuffed[140:142, 0] = 1.0  # the left swing foot brushes the floor for 40 ms
+    stand = np.ones((100, 2), np.float32)
+    both = np.concatenate([scuffed, stand])
+    phase = reference_gait_phase(both, np.asarray([200, 100]), 0.02)
+    clean = reference_gait_phase(walk, np.asarray([200]), 0.02)
+    np.testing.assert_allclose(phase[:200], clean, atol=1e-6)
+    assert np.all(phase[200:] == 0.0)  # standing has no phase
+
+
+def test_reference_gait_phase_refuses_hops_and_implausible_cycles() -> None:
+    from training.envs.kinematics import reference_gait_phase
+
+    hops = _stepping_contacts(200, period=50, stance=32, right_offset=0)  # both feet together
+    assert np.all(reference_gait_phase(hops, np.asarray([200]), 0.02) == 0.0)
+    slow = _stepping_contacts(600, period=150, stance=100, right_offset=75)  # 3-s cycles
+    assert np.all(reference_gait_phase(slow, np.asarray([600]), 0.02) == 0.0)
+
+
+def test_rsi_start_takes_the_clock_phase_of_its_reference_frame(walk_dataset: Path) -> None:
+    data = read_merged(walk_dataset)
+    gait = {"frequency_hz": 1.0, "phase_from_reference": True}
+    env = envs.load("wildrobot_walk", {"reference_init_fraction": 1.0, "gait": gait,
+                                       "randomization": {"enabled": False},
+                                       "noise": {"enabled": False}})
+    reference = reference_states(data.qpos, data.qvel, data.clip_length, data.clip_weight,
+                                 data.features)
+    phases = (np.arange(data.num_frames) % 37) / 37.0
+    env = env.with_reference_states(reference.replace(gait_phase=jnp.asarray(phases,
+                                                                             jnp.float32)))
+    frames = jnp.asarray([3, 20, 40])
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    states = jax.jit(jax.vmap(env.reset_to_reference))(keys, frames)
+    expected = phases[np.asarray(frames)]
+    np.testing.assert_allclose(np.asarray(states.info["gait_phase"]), expected, atol=1e-6)
+    angle = 2.0 * np.pi * expected
+    np.testing.assert_allclose(np.asarray(states.obs[:, -2:]),
+                               np.stack([np.sin(angle), np.cos(angle)], -1), atol=1e-5)
+    # reset() draws its reference starts the same way: every phase it starts at is a frame's.
+    drawn = np.asarray(jax.jit(jax.vmap(env.reset))(jax.random.split(keys[0], 64))
+                       .info["gait_phase"])
+    assert np.all(np.min(np.abs(drawn[:, None] - phases[None, :]), axis=1) < 1e-6)
+    assert len(np.unique(drawn)) > 10
+    # Off (the default), a reference start's clock starts at 0 as before.
+    plain = envs.load("wildrobot_walk", {"reference_init_fraction": 1.0,
+                                         "gait": {"frequency_hz": 1.0}})
+    plain = plain.with_reference_states(reference)
+    assert float(jax.jit(plain.reset_to_reference)(keys[0], frames[1]).info["gait_phase"]) == 0
+
+
+def test_phase_from_reference_needs_the_clock_and_the_phases(walk_dataset: Path) -> None:
+    from robots.config import ConfigError
+
+    with pytest.raises(ConfigError, match="phase_from_reference needs the gait clock"):
+        envs.load("wildrobot_walk", {"gait": {"phase_from_reference": True}})
+    data = read_merged(walk_dataset)
+    env = envs.load("wildrobot_walk", {"reference_init_fraction": 1.0,
+                                       "gait": {"frequency_hz": 1.0,
+                                                "phase_from_reference": True}})
+    no_features = reference_states(data.qpos, data.qvel, data.clip_length, data.clip_weight)
+    with pytest.raises(ConfigError, match="gait phases"):
+        env.with_reference_states(no_features).reset_to_reference(jax.random.PRNGKey(0),
+                                                                  jnp.asarray(0))

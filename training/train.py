@@ -177,7 +177,8 @@ def with_reference_init(env: Env, dataset: AmpDataset) -> Any:
     from training.envs.base import reference_states
 
     return env.with_reference_states(reference_states(data.qpos, data.qvel, data.clip_length,
-                                                      data.clip_weight, data.features))
+                                                      data.clip_weight, data.features,
+                                                      data.fps))
 
 
 def load_reference(path: str | Path, env: Env, verify_hash: bool = True) -> AmpDataset:

@@ -28,6 +28,7 @@ from mujoco import mjx
 import robots
 from amp.dataset import clip_cdf
 from amp.features import layout_slices
+from training.envs import kinematics as kin
 
 
 @struct.dataclass
@@ -69,6 +70,9 @@ class ReferenceStates:
         clip_first, clip_last: [N] int32 index of the first / last frame of each frame's clip
             (a task that follows a clip must stop at its end).
         foot_contact: [N, 4] the frames' AMP contact labels, or None when not given.
+        gait_phase: [N] the left leg's gait phase of each frame as a gait clock counts it
+            (``kinematics.reference_gait_phase``: 0 at a left touchdown, 0 where the clip is
+            not stepping), or None when the contact labels were not given.
     """
 
     qpos: jax.Array
@@ -77,6 +81,7 @@ class ReferenceStates:
     clip_first: jax.Array
     clip_last: jax.Array
     foot_contact: jax.Array | None = None
+    gait_phase: jax.Array | None = None
 
     @property
     def num_frames(self) -> int:
@@ -115,20 +120,25 @@ class EpisodeConditions:
 
 
 def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any,
-                     features: Any = None) -> ReferenceStates:
+                     features: Any = None, fps: float = 50.0) -> ReferenceStates:
     """:class:`ReferenceStates` from a merged dataset's arrays (numpy in, float32 jax out).
 
     Args:
         qpos: [N, nq]; qvel: [N, nv]; clip_length: [C] frames per clip; clip_weight: [C].
-        features: [N, 29] the frames' AMP features, for their contact labels (optional).
+        features: [N, 29] the frames' AMP features, for their contact labels and gait phases
+            (optional).
+        fps: The dataset's frame rate [Hz] (the gait phases' clock).
     """
     lengths = np.asarray(clip_length, np.int64)
     weights = np.asarray(clip_weight, np.float64)
     frame_weight = np.repeat(weights / np.maximum(lengths, 1), lengths)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    contact = None
+    contact = phase = None
     if features is not None:
-        contact = jnp.asarray(np.asarray(features)[:, FOOT_CONTACT_SLICE], jnp.float32)
+        labels = np.asarray(features)[:, FOOT_CONTACT_SLICE]
+        contact = jnp.asarray(labels, jnp.float32)
+        per_foot = kin.foot_contact(np.asarray(features), np)
+        phase = jnp.asarray(kin.reference_gait_phase(per_foot, lengths, 1.0 / fps))
     # The clip sampler's CDF, over frames: from the last positive weight on exactly 1.
     return ReferenceStates(qpos=jnp.asarray(qpos, jnp.float32),
                            qvel=jnp.asarray(qvel, jnp.float32),
@@ -136,7 +146,7 @@ def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any,
                            clip_first=jnp.asarray(np.repeat(starts, lengths), jnp.int32),
                            clip_last=jnp.asarray(np.repeat(starts + lengths - 1, lengths),
                                                  jnp.int32),
-                           foot_contact=contact)
+                           foot_contact=contact, gait_phase=phase)
 
 
 class Env(abc.ABC):

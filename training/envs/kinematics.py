@@ -134,6 +134,65 @@ def leg_phases(left_phase: Any, xp: Any = np) -> Any:
     return xp.stack([left, xp.mod(left + 0.5, 1.0)], axis=-1)
 
 
+def reference_gait_phase(foot_contact: np.ndarray, clip_length: np.ndarray, frame_dt_s: float,
+                         min_swing_s: float = 0.08, min_stance_s: float = 0.1,
+                         cycle_s: tuple[float, float] = (0.4, 2.5)) -> np.ndarray:
+    """The left leg's gait phase [N] in [0, 1) of each dataset frame, as the clock counts it:
+    0 at a left touchdown, rising linearly to the next; 0 where the clip is not stepping.
+
+    A touchdown starts a contact that lasts ``min_stance_s`` after at least ``min_swing_s`` in
+    the air: shorter contacts (a swing foot scuffing the floor, as a tracked robot's does)
+    count as air, and a flickering label is not a step. A cycle between two touchdowns
+    counts only if it lasts ``cycle_s`` [s] and the right foot touches down once inside it,
+    in its middle half (the clock's right leg runs half a cycle behind); frames outside such
+    cycles (standing, the clip's first and last partial cycles, hops, shuffles) get 0, the
+    standing start's phase.
+
+    Args:
+        foot_contact: [N, 2] per-foot contact (left, right) of every frame, 0/1 or soft.
+        clip_length: [C] frames per clip (clips are consecutive in ``foot_contact``).
+        frame_dt_s: Seconds per frame.
+    """
+    down = np.asarray(foot_contact, np.float64) > 0.5
+    phase = np.zeros(down.shape[0], np.float64)
+    min_swing = max(1, int(round(min_swing_s / frame_dt_s)))
+    min_stance = max(1, int(round(min_stance_s / frame_dt_s)))
+    start = 0
+    for length in np.asarray(clip_length, np.int64):
+        left = _without_short_contacts(down[start:start + length, 0], min_stance)
+        right = _without_short_contacts(down[start:start + length, 1], min_stance)
+        left_steps, right_steps = _touchdowns(left, min_swing), _touchdowns(right, min_swing)
+        for first, last in zip(left_steps[:-1], left_steps[1:], strict=True):
+            duration = (last - first) * frame_dt_s
+            inside = right_steps[(right_steps > first) & (right_steps < last)]
+            relative = (inside - first) / (last - first)
+            if (cycle_s[0] <= duration <= cycle_s[1] and inside.size == 1
+                    and 0.25 <= relative[0] <= 0.75):
+                phase[start + first:start + last] = np.arange(last - first) / (last - first)
+        start += int(length)
+    return phase.astype(np.float32)
+
+
+def _without_short_contacts(down: np.ndarray, min_stance: int) -> np.ndarray:
+    """``down`` [T] with every contact shorter than ``min_stance`` frames set to air (a contact
+    cut off by the clip's end is kept)."""
+    kept = down.copy()
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], down.astype(np.int8), [0]])))
+    for first, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - first < min_stance and end < down.shape[0]:
+            kept[first:end] = False
+    return kept
+
+
+def _touchdowns(down: np.ndarray, min_swing: int) -> np.ndarray:
+    """Frames [K] where a foot lands after at least ``min_swing`` frames in the air."""
+    air_run = np.zeros(down.shape[0], np.int64)
+    for i in range(1, down.shape[0]):
+        air_run[i] = 0 if down[i - 1] else air_run[i - 1] + 1
+    landing = down & ~np.concatenate([[True], down[:-1]])
+    return np.flatnonzero(landing & (air_run >= min_swing))
+
+
 def clock_of_phase(left_phase: Any, xp: Any = np) -> Any:
     """The clock the policy sees [..., 2]: sin and cos of 2π times the left leg's phase."""
     angle = 2.0 * np.pi * xp.asarray(left_phase, dtype=xp.float32)

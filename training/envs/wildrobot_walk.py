@@ -77,6 +77,8 @@ from training.envs.randomization import (
     sample_factors,
 )
 
+InitialState = tuple[jax.Array, jax.Array, jax.Array]
+"""(qpos [nq], qvel [nv], gait phase []) an episode starts from."""
 
 @dataclass(frozen=True)
 class CommandConfig:
@@ -148,12 +150,17 @@ class GaitConfig:
             with its speed, and a fixed rate makes speed a matter of step length alone.
         stance_fraction: Share of a cycle each foot is down; above 0.5 gives double support.
         swing_height_m: Peak foot height the clock asks for in mid-swing [m].
+        phase_from_reference: An episode started at a reference frame starts its clock at
+            that frame's own gait phase (``ReferenceStates.gait_phase``: where its left foot
+            is in its stride) instead of 0, so the clock and the stride the robot is in
+            agree from the first step.
     """
 
     frequency_hz: float = 0.0
     frequency_per_mps: float = 0.0
     stance_fraction: float = 0.55
     swing_height_m: float = 0.04
+    phase_from_reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -337,12 +344,12 @@ class WildRobotWalk(Env):
         return state.replace(info=info)
 
     def _start_episode(self, rng: jax.Array,
-                       initial_state: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
+                       initial_state: Callable[[jax.Array], InitialState],
                        conditions: EpisodeConditions | None = None) -> State:
-        """A fresh episode from ``initial_state(key) -> (qpos [nq], qvel [nv])``; command,
-        randomization and pushes drawn from ``rng``, or held to ``conditions``."""
+        """A fresh episode from ``initial_state(key) -> (qpos [nq], qvel [nv], gait phase [])``;
+        command, randomization and pushes drawn from ``rng``, or held to ``conditions``."""
         rng, qpos_key, command_key, domain_key, push_key = jax.random.split(rng, 5)
-        qpos, qvel = initial_state(qpos_key)
+        qpos, qvel, gait_phase = initial_state(qpos_key)
         data = self.kinematic_data(qpos, qvel)
 
         step = jnp.zeros((), jnp.int32)
@@ -377,7 +384,7 @@ class WildRobotWalk(Env):
             "tracked_velocity": self._heading_velocity(data),
             "tracked_yaw_rate": kin.yaw_rate_world(data.qpos, data.qvel, jnp),
             "target_heading": kin.root_yaw(data.qpos, jnp),
-            "gait_phase": jnp.zeros((), jnp.float32),
+            "gait_phase": gait_phase,
         }
         obs_key = jax.random.fold_in(rng, 1)
         clean_obs = self._clean_observation(data, no_action, command, info["gait_phase"])
@@ -392,9 +399,10 @@ class WildRobotWalk(Env):
             info=info,
         )
 
-    def _initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(qpos [nq], qvel [nv]) an episode starts from: the standing pose with joint noise,
-        or (RSI) a random reference frame moved to the origin in x and y."""
+    def _initial_state(self, key: jax.Array) -> InitialState:
+        """(qpos [nq], qvel [nv], gait phase []) an episode starts from: the standing pose with
+        joint noise (phase 0), or (RSI) a random reference frame moved to the origin in x and
+        y (:meth:`_reference_phase`)."""
         noise_key, use_key, frame_key = jax.random.split(key, 3)
         noise = jax.random.uniform(noise_key, (self._num_joints,), jnp.float32,
                                    -self.config.reset_joint_noise_rad,
@@ -402,28 +410,41 @@ class WildRobotWalk(Env):
         joints = jnp.clip(self._default_joints + noise, self._joint_lower, self._joint_upper)
         qpos = self._default_qpos.at[7:].set(joints)
         qvel = jnp.zeros(self.model.nv, jnp.float32)
+        phase = jnp.zeros((), jnp.float32)
         fraction = self.config.reference_init_fraction
         if self.reference is None or fraction <= 0.0:
-            return qpos, qvel
+            return qpos, qvel, phase
         frame = self.reference.draw(frame_key)
-        ref_qpos = self.reference.qpos[frame].at[0:2].set(0.0)
+        ref_qpos, ref_qvel, ref_phase = self._reference_start(frame)(frame_key)
         from_reference = jax.random.uniform(use_key, ()) < fraction
         return (jnp.where(from_reference, ref_qpos, qpos),
-                jnp.where(from_reference, self.reference.qvel[frame], qvel))
+                jnp.where(from_reference, ref_qvel, qvel),
+                jnp.where(from_reference, ref_phase, phase))
 
     def reset_to_reference(self, rng: jax.Array, frame: jax.Array) -> State:
         """A fresh episode (as :meth:`reset`) started exactly at reference frame ``frame``
         (its x, y moved to the origin); needs reference states attached."""
         return self._start_episode(rng, self._reference_start(frame))
 
-    def _reference_start(self, frame: jax.Array
-                         ) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+    def _reference_start(self, frame: jax.Array) -> Callable[[jax.Array], InitialState]:
         """``initial_state`` of an episode starting at reference frame ``frame``."""
         if self.reference is None:
             raise ConfigError("starting at a reference frame needs reference states "
                               "(with_reference_states)")
         reference = self.reference
-        return lambda _: (reference.qpos[frame].at[0:2].set(0.0), reference.qvel[frame])
+        phase = self._reference_phase(frame)
+        return lambda _: (reference.qpos[frame].at[0:2].set(0.0), reference.qvel[frame], phase)
+
+    def _reference_phase(self, frame: jax.Array) -> jax.Array:
+        """The clock's phase [] at the start of an episode at reference frame ``frame``: the
+        frame's own (``gait.phase_from_reference``), else 0."""
+        if not self.config.gait.phase_from_reference:
+            return jnp.zeros((), jnp.float32)
+        if self.reference.gait_phase is None:
+            raise ConfigError("gait.phase_from_reference needs the reference frames' gait "
+                              "phases: build the reference states with the dataset's features "
+                              "(reference_states(..., features))")
+        return self.reference.gait_phase[frame]
 
     @staticmethod
     def _foot_contact(frame: jax.Array) -> jax.Array:
@@ -697,6 +718,9 @@ def _check_gait(config: WalkConfig) -> bool:
     if gait.frequency_hz == 0 and gait.frequency_per_mps > 0:
         raise ConfigError(f"gait.frequency_per_mps={gait.frequency_per_mps} needs the gait "
                           "clock: set gait.frequency_hz > 0 (the rate at a zero command)")
+    if gait.frequency_hz == 0 and gait.phase_from_reference:
+        raise ConfigError("gait.phase_from_reference needs the gait clock: set "
+                          "gait.frequency_hz > 0")
     if gait.frequency_hz == 0 and (weights.feet_phase or weights.contact_phase):
         raise ConfigError("rewards.weights.feet_phase / contact_phase need the gait clock: "
                           "set gait.frequency_hz > 0")
