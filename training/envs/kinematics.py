@@ -48,6 +48,20 @@ def root_yaw(qpos: Any, xp: Any = np) -> Any:
     return xp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
+def stance_width(contact_pos: Any, root_yaw_rad: Any, xp: Any = np) -> Any:
+    """Lateral distance [...] m between the feet in the heading frame, left minus right.
+
+    Args:
+        contact_pos: [..., 4, 3] world positions of the contact points (left toe, left heel,
+            right toe, right heel); each foot is the midpoint of its two.
+        root_yaw_rad: [...] the root's heading.
+    """
+    left = 0.5 * (contact_pos[..., 0, :2] + contact_pos[..., 1, :2])
+    right = 0.5 * (contact_pos[..., 2, :2] + contact_pos[..., 3, :2])
+    apart = left - right
+    return -xp.sin(root_yaw_rad) * apart[..., 0] + xp.cos(root_yaw_rad) * apart[..., 1]
+
+
 def heading_velocity(qpos: Any, qvel: Any, xp: Any = np) -> Any:
     """Root linear velocity in the heading frame (world rotated by the root's yaw), [..., 3]."""
     yaw = root_yaw(qpos, xp)

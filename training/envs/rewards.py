@@ -42,6 +42,9 @@ class RewardWeights:
             the gait clock (``WalkConfig.gait``).
         contact_phase: share of the feet whose contact matches the clock (stance: touching,
             swing: in the air); needs the gait clock.
+        stance_width: (lateral distance between the feet [m], heading frame, left minus
+            right, each foot the midpoint of its contact points − ``stance_width_m``)^2
+            [m^2]; needs ``RewardConfig.stance_width_m``.
         alive: 1 per step that did not fall.
         termination: 1 on the step that fell (not on the time limit).
     """
@@ -60,6 +63,7 @@ class RewardWeights:
     feet_slip: float = -0.1
     feet_phase: float = 0.0
     contact_phase: float = 0.0
+    stance_width: float = 0.0
     alive: float = 0.5
     termination: float = -10.0
 
@@ -94,6 +98,8 @@ class RewardConfig:
             Averaged, it leaves that swing free: in ``cpu-walk`` (0.5 s, kernel 0.1) the
             policy twisted more within every stride (0.73 rad/s per step) at twice the
             power, so the presets keep 0.
+        stance_width_m: Lateral distance between the feet that ``stance_width`` asks for
+            [m] (the data's own: ``bench.stance_width``); None when the term is unused.
         heading_sigma: Width of the ``heading`` kernel [rad^2]. The yaw-rate kernel is blind
             to a slow drift (0.2 rad/s scores 0.85 at sigma 0.25) and a narrower one prices
             the in-stride yaw swing; a heading error grows with the drift and stays small
@@ -116,6 +122,7 @@ class RewardConfig:
     tracking_window_s: float = 0.0
     yaw_tracking_window_s: float = 0.0
     heading_sigma: float = 0.05
+    stance_width_m: float | None = None
 
 
 def tracking_lin_vel(command: jax.Array, lin_vel_heading: jax.Array, sigma: float) -> jax.Array:
@@ -216,6 +223,11 @@ def feet_phase(foot_height_m: jax.Array, target_height_m: jax.Array,
 def contact_phase(foot_contact: jax.Array, in_stance: jax.Array) -> jax.Array:
     """Share [] of feet whose contact [F] (0/1) matches the clock's stance [F] (0/1)."""
     return jnp.mean(1.0 - jnp.abs(foot_contact - in_stance))
+
+
+def stance_width(width_m: jax.Array, target_m: float) -> jax.Array:
+    """(width − target)^2 [m^2] of the lateral distance between the feet ``width_m`` []."""
+    return jnp.square(width_m - target_m)
 
 
 def scale_terms(terms: dict[str, jax.Array], weights: RewardWeights) -> dict[str, jax.Array]:

@@ -80,6 +80,7 @@ from training.envs.randomization import (
 InitialState = tuple[jax.Array, jax.Array, jax.Array]
 """(qpos [nq], qvel [nv], gait phase []) an episode starts from."""
 
+
 @dataclass(frozen=True)
 class CommandConfig:
     """Velocity command ranges, drawn uniformly per episode and at random times within it.
@@ -264,6 +265,10 @@ class WildRobotWalk(Env):
         if not 0.0 <= config.reference_init_fraction <= 1.0:
             raise ConfigError(f"reference_init_fraction={config.reference_init_fraction} "
                               "must lie in [0, 1]")
+        if config.rewards.weights.stance_width and config.rewards.stance_width_m is None:
+            raise ConfigError("rewards.weights.stance_width needs rewards.stance_width_m, the "
+                              "lateral distance between the feet to ask for [m] (the data's: "
+                              "python -m bench.stance_width --data <merged.h5>)")
         if not 0.0 <= config.action_filter_alpha < 1.0:
             raise ConfigError(f"action_filter_alpha={config.action_filter_alpha} must lie in "
                               "[0, 1)")
@@ -601,6 +606,10 @@ class WildRobotWalk(Env):
             "joint_limit": rw.joint_limit(data.qpos[7:], self._soft_lower, self._soft_upper),
             "feet_air_time": air_term,
             "feet_slip": rw.feet_slip(point_contact, contact_vel),
+            "stance_width": rw.stance_width(
+                kin.stance_width(data.site_xpos[self._contact_site_ids],
+                                 kin.root_yaw(data.qpos, jnp), jnp),
+                cfg.stance_width_m or 0.0),
             "alive": 1.0 - fell_f,
             "termination": fell_f,
         }
