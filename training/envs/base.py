@@ -135,9 +135,9 @@ def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any,
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     contact = phase = None
     if features is not None:
-        labels = np.asarray(features)[:, FOOT_CONTACT_SLICE]
-        contact = jnp.asarray(labels, jnp.float32)
-        per_foot = kin.foot_contact(np.asarray(features), np)
+        features = np.asarray(features)
+        contact = jnp.asarray(features[:, FOOT_CONTACT_SLICE], jnp.float32)
+        per_foot = kin.foot_contact(features, np)
         phase = jnp.asarray(kin.reference_gait_phase(per_foot, lengths, 1.0 / fps))
     # The clip sampler's CDF, over frames: from the last positive weight on exactly 1.
     return ReferenceStates(qpos=jnp.asarray(qpos, jnp.float32),

@@ -590,13 +590,13 @@ class WildRobotWalk(Env):
                                               info["feet_air_time"], self.control_dt,
                                               cfg.air_time_target_s, moving)
         fell_f = fell.astype(jnp.float32)
+        yaw = kin.root_yaw(data.qpos, jnp)
         terms = {
             "tracking_lin_vel": rw.tracking_lin_vel(command, tracked_velocity,
                                                     cfg.tracking_sigma_lin),
             "tracking_ang_vel": rw.tracking_ang_vel(command, tracked_yaw_rate,
                                                     cfg.tracking_sigma_ang),
-            "heading": rw.heading(kin.root_yaw(data.qpos, jnp), target_heading,
-                                  cfg.heading_sigma),
+            "heading": rw.heading(yaw, target_heading, cfg.heading_sigma),
             "upright": rw.upright(gravity_local),
             "base_height": rw.base_height(data.qpos[2], self._height_target),
             "lin_vel_z": rw.lin_vel_z(data.qvel[0:3]),
@@ -607,8 +607,7 @@ class WildRobotWalk(Env):
             "feet_air_time": air_term,
             "feet_slip": rw.feet_slip(point_contact, contact_vel),
             "stance_width": rw.stance_width(
-                kin.stance_width(data.site_xpos[self._contact_site_ids],
-                                 kin.root_yaw(data.qpos, jnp), jnp),
+                kin.stance_width(data.site_xpos[self._contact_site_ids], yaw, jnp),
                 cfg.stance_width_m or 0.0),
             "alive": 1.0 - fell_f,
             "termination": fell_f,
