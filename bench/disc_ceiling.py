@@ -3,6 +3,8 @@
     python -m bench.disc_ceiling --data data/amp/merged.h5                  # the cpu-walk preset
     python -m bench.disc_ceiling --data … --set amp.speed_matched_data=true
     python -m bench.disc_ceiling --data … --checkpoint runs/walk            # that run's config
+    python -m bench.disc_ceiling --data … --checkpoint runs/walk \
+        --imitate-vx 0.27 0.5 --imitate-yaw -0.05 0.05       # only what that policy does
 
 The discriminator's accuracy on policy transitions mixes two questions: does each transition
 look like the data (realism), and does the policy spread its transitions over the data's
@@ -19,7 +21,9 @@ and scored on clean inputs on transitions the imitator never used in training.
 
 Prints the control (the reference draws split in two: near chance), then one line per setting:
 the ideal imitator's policy accuracy is the floor a real policy trained with these commands
-and these draws can reach, whatever its realism.
+and these draws can reach, whatever its realism. ``--imitate-*`` confines the imitator to the
+commands a trained policy actually obeys (a walk too fast at the slow end, no turning), with
+the reference draws unchanged: the floor that policy's own coverage leaves.
 """
 
 from __future__ import annotations
@@ -84,6 +88,27 @@ def nearest_transitions(velocity: np.ndarray, commands: np.ndarray, scale: np.nd
     return picked
 
 
+def imitator_ranges(env_ranges: Sequence[tuple[float, float]],
+                    overrides: Sequence[Sequence[float] | None]
+                    ) -> tuple[tuple[tuple[float, float], ...], np.ndarray]:
+    """(the imitator's (low, high) per command axis, the distance scale [3]): each axis the
+    environment's range unless overridden; the scale is always the environment's range width,
+    so an imitator confined to a narrow (even zero-width) range is still matched in the
+    environment's units.
+
+    Raises:
+        AmpkitError: an override whose low is above its high.
+    """
+    ranges = []
+    for name, default, override in zip(("vx", "vy", "yaw"), env_ranges, overrides, strict=True):
+        low, high = (float(v) for v in (override if override is not None else default))
+        if low > high:
+            raise AmpkitError(f"--imitate-{name}: LOW {low:g} is above HIGH {high:g}")
+        ranges.append((low, high))
+    scale = np.array([max(high - low, 1e-6) for low, high in env_ranges])
+    return tuple(ranges), scale
+
+
 def held_out_split(indices: np.ndarray, share: float, rng: np.random.Generator
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Split draws [M] of transition indices by transition, not by draw: (train mask, held-out
@@ -116,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
+    for axis, unit in (("vx", "m/s"), ("vy", "m/s"), ("yaw", "rad/s")):
+        parser.add_argument(f"--imitate-{axis}", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                            help=f"the imitator's {axis} command range [{unit}] instead of the "
+                            "environment's (the reference draws are unchanged): the floor of "
+                            "a policy that only covers these commands")
     args = parser.parse_args(argv)
 
     config = _config(args)
@@ -155,8 +185,9 @@ def ideal_imitator(data, reference: DatasetArrays, commands_cfg, args: argparse.
     velocity = windowed_velocity(data.features, data.clip_start, data.clip_length,
                                  max(1, int(round(args.window * float(data.fps)))))
     pair_start = np.asarray(reference.pair_start)
-    ranges = (commands_cfg.vx_mps, commands_cfg.vy_mps, commands_cfg.yaw_rate_rps)
-    scale = np.array([max(high - low, 1e-6) for low, high in ranges])
+    ranges, scale = imitator_ranges(
+        (commands_cfg.vx_mps, commands_cfg.vy_mps, commands_cfg.yaw_rate_rps),
+        (args.imitate_vx, args.imitate_vy, args.imitate_yaw))
     rng = np.random.default_rng(args.seed)
     commands = uniform_commands(ranges, args.draws, rng)
     picked = nearest_transitions(velocity[pair_start], commands, scale, args.neighbours, rng)

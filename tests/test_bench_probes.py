@@ -12,6 +12,7 @@ from eval_fixtures import shared_checkpoint
 from bench.cadence_probe import locomotion_arrays, time_scaled_clip
 from bench.disc_ceiling import (
     held_out_split,
+    imitator_ranges,
     nearest_transitions,
     uniform_commands,
     windowed_velocity,
@@ -115,6 +116,26 @@ def test_nearest_transitions_obey_the_command() -> None:
     lateral = np.array([[0.3, 0.05, 0.0], [0.34, 0.0, 0.0]])
     assert nearest_transitions(lateral, asked[:1], np.array([1.0, 0.1, 1.0]), 1,
                                rng).tolist() == [1]
+
+
+def test_imitator_ranges_narrow_the_commands_but_keep_the_environments_units() -> None:
+    from robots.errors import AmpkitError
+
+    env_ranges = ((0.1, 0.5), (-0.1, 0.1), (-0.5, 0.5))
+    ranges, scale = imitator_ranges(env_ranges, (None, None, None))
+    assert ranges == env_ranges
+    np.testing.assert_allclose(scale, [0.4, 0.2, 1.0])
+    ranges, scale = imitator_ranges(env_ranges, ([0.27, 0.5], None, [0.0, 0.0]))
+    assert ranges == ((0.27, 0.5), (-0.1, 0.1), (0.0, 0.0))
+    np.testing.assert_allclose(scale, [0.4, 0.2, 1.0])  # not 1e-6 on the zero-width yaw axis
+    # a straight-walking imitator picks the straight transition over a faster turning one
+    velocity = np.array([[0.3, 0.0, 0.4], [0.25, 0.0, 0.0]])
+    commands = uniform_commands(ranges, 20, np.random.default_rng(0))
+    commands[:, 0] = 0.3
+    assert set(nearest_transitions(velocity, commands, scale, 1,
+                                   np.random.default_rng(0)).tolist()) == {1}
+    with pytest.raises(AmpkitError, match="--imitate-vy: LOW 0.1 is above HIGH -0.1"):
+        imitator_ranges(env_ranges, (None, [0.1, -0.1], None))
 
 
 def test_held_out_split_keeps_held_transitions_out_of_training() -> None:

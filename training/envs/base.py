@@ -29,6 +29,7 @@ import robots
 from amp.dataset import clip_cdf
 from amp.features import layout_slices
 from training.envs import kinematics as kin
+from training.envs.pose_template import fit_dataset_template
 
 
 @struct.dataclass
@@ -73,6 +74,12 @@ class ReferenceStates:
         gait_phase: [N] the left leg's gait phase of each frame as a gait clock counts it
             (``kinematics.reference_gait_phase``: 0 at a left touchdown, 0 where the clip is
             not stepping), or None when the contact labels were not given.
+        pose_template: [2·(2K+1), 9] the stepping frames' AMP joint angles as a function of
+            gait phase and forward speed (:mod:`training.envs.pose_template`), or None when
+            the features were not given or the data holds no counted gait cycles.
+        pose_speed_center: that template's v₀ [m/s] (0 without a template).
+        pose_explained: share of the stepping frames' joint-angle variance (summed over the
+            joints) the template explains (0 without one).
     """
 
     qpos: jax.Array
@@ -82,6 +89,9 @@ class ReferenceStates:
     clip_last: jax.Array
     foot_contact: jax.Array | None = None
     gait_phase: jax.Array | None = None
+    pose_template: jax.Array | None = None
+    pose_speed_center: float = struct.field(pytree_node=False, default=0.0)
+    pose_explained: float = struct.field(pytree_node=False, default=0.0)
 
     @property
     def num_frames(self) -> int:
@@ -133,12 +143,15 @@ def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any,
     weights = np.asarray(clip_weight, np.float64)
     frame_weight = np.repeat(weights / np.maximum(lengths, 1), lengths)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    contact = phase = None
+    contact = phase = template = None
+    speed_center = explained = 0.0
     if features is not None:
         features = np.asarray(features)
         contact = jnp.asarray(features[:, FOOT_CONTACT_SLICE], jnp.float32)
         per_foot = kin.foot_contact(features, np)
-        phase = jnp.asarray(kin.reference_gait_phase(per_foot, lengths, 1.0 / fps))
+        frame_phase = kin.reference_gait_phase(per_foot, lengths, 1.0 / fps)
+        phase = jnp.asarray(frame_phase)
+        template, speed_center, explained = _pose_template(features, frame_phase, lengths, fps)
     # The clip sampler's CDF, over frames: from the last positive weight on exactly 1.
     return ReferenceStates(qpos=jnp.asarray(qpos, jnp.float32),
                            qvel=jnp.asarray(qvel, jnp.float32),
@@ -146,7 +159,20 @@ def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any,
                            clip_first=jnp.asarray(np.repeat(starts, lengths), jnp.int32),
                            clip_last=jnp.asarray(np.repeat(starts + lengths - 1, lengths),
                                                  jnp.int32),
-                           foot_contact=contact, gait_phase=phase)
+                           foot_contact=contact, gait_phase=phase, pose_template=template,
+                           pose_speed_center=speed_center, pose_explained=explained)
+
+
+def _pose_template(features: np.ndarray, phase: np.ndarray, lengths: np.ndarray,
+                   fps: float) -> tuple[jax.Array | None, float, float]:
+    """The stepping frames' pose template, its v₀ and the share of variance it explains
+    (None, 0, 0 when nothing steps)."""
+    try:
+        coefficients, speed_center, fit = fit_dataset_template(features, lengths, fps,
+                                                               phase=phase)
+    except ValueError:
+        return None, 0.0, 0.0
+    return jnp.asarray(coefficients), speed_center, fit.total_explained
 
 
 class Env(abc.ABC):

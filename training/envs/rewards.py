@@ -45,6 +45,11 @@ class RewardWeights:
         stance_width: (lateral distance between the feet [m], heading frame, left minus
             right, each foot the midpoint of its contact points − ``stance_width_m``)^2
             [m^2]; needs ``RewardConfig.stance_width_m``.
+        reference_pose: exp(-sum_j (q_j - template_j)^2 / reference_pose_sigma), q the AMP
+            frame's joint angles [rad] and the template the data's at the clock's phase and
+            the commanded forward speed (:mod:`training.envs.pose_template`); needs the gait
+            clock, and scores only with the dataset's reference states attached (the trainer
+            attaches them; without them, in evaluation and probes, the term is 0).
         alive: 1 per step that did not fall.
         termination: 1 on the step that fell (not on the time limit).
     """
@@ -64,6 +69,7 @@ class RewardWeights:
     feet_phase: float = 0.0
     contact_phase: float = 0.0
     stance_width: float = 0.0
+    reference_pose: float = 0.0
     alive: float = 0.5
     termination: float = -10.0
 
@@ -100,6 +106,9 @@ class RewardConfig:
             power, so the presets keep 0.
         stance_width_m: Lateral distance between the feet that ``stance_width`` asks for
             [m] (the data's own: ``bench.stance_width``); None when the term is unused.
+        reference_pose_sigma: Width of the ``reference_pose`` kernel [rad^2]. The data's own
+            frames sit 0.044 rad^2 from the template (tracked default data, summed over the 9
+            joints), so 0.2 scores them 0.80 and a pose at twice that squared distance 0.64.
         heading_sigma: Width of the ``heading`` kernel [rad^2]. The yaw-rate kernel is blind
             to a slow drift (0.2 rad/s scores 0.85 at sigma 0.25) and a narrower one prices
             the in-stride yaw swing; a heading error grows with the drift and stays small
@@ -109,7 +118,7 @@ class RewardConfig:
     BOUNDS: ClassVar[dict[str, str]] = {
         "tracking_sigma_lin": "> 0", "tracking_sigma_ang": "> 0", "heading_sigma": "> 0",
         "phase_height_sigma_m": "> 0", "tracking_window_s": ">= 0",
-        "yaw_tracking_window_s": ">= 0"}
+        "yaw_tracking_window_s": ">= 0", "reference_pose_sigma": "> 0"}
 
     weights: RewardWeights = RewardWeights()
     tracking_sigma_lin: float = 0.05
@@ -123,6 +132,7 @@ class RewardConfig:
     yaw_tracking_window_s: float = 0.0
     heading_sigma: float = 0.05
     stance_width_m: float | None = None
+    reference_pose_sigma: float = 0.2
 
 
 def tracking_lin_vel(command: jax.Array, lin_vel_heading: jax.Array, sigma: float) -> jax.Array:
@@ -228,6 +238,11 @@ def contact_phase(foot_contact: jax.Array, in_stance: jax.Array) -> jax.Array:
 def stance_width(width_m: jax.Array, target_m: float) -> jax.Array:
     """(width − target)^2 [m^2] of the lateral distance between the feet ``width_m`` []."""
     return jnp.square(width_m - target_m)
+
+
+def reference_pose(joint_pos_rad: jax.Array, target_rad: jax.Array, sigma: float) -> jax.Array:
+    """Pose score in [0, 1]: exp(-sum (joint_pos - target)^2 / sigma); angles [J] rad."""
+    return jnp.exp(-jnp.sum(jnp.square(joint_pos_rad - target_rad)) / sigma)
 
 
 def scale_terms(terms: dict[str, jax.Array], weights: RewardWeights) -> dict[str, jax.Array]:

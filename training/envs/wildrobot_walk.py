@@ -59,6 +59,7 @@ import robots
 from amp.features import FEATURE_DIM, ContactRule, amp_features, rotate_inverse
 from robots.config import ConfigError
 from training.envs import kinematics as kin
+from training.envs import pose_template
 from training.envs import rewards as rw
 from training.envs.base import (
     NEVER_STEP,
@@ -504,6 +505,7 @@ class WildRobotWalk(Env):
                                              target_heading)
         gait_phase = self._advance_clock(info["gait_phase"], command_before)
         terms.update(self._gait_terms(data, foot_contact, gait_phase))
+        terms["reference_pose"] = self._reference_pose_term(frame, gait_phase, command_before)
         # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
         terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
         scaled = rw.scale_terms(terms, self.config.rewards.weights)
@@ -622,6 +624,21 @@ class WildRobotWalk(Env):
         return kin.advance_phase(gait_phase, command, gait.frequency_hz, gait.frequency_per_mps,
                                  self.control_dt, jnp)
 
+    def _reference_pose_term(self, frame: jax.Array, gait_phase: jax.Array,
+                             command: jax.Array) -> jax.Array:
+        """``reference_pose`` [] of the AMP frame ``frame`` at the left leg's phase and the
+        commanded forward speed; 0 while its weight is 0 or no template is attached (the
+        trainer attaches the dataset's and refuses data without one; evaluation, probes and
+        rendering step without it, as the reward is not what they measure)."""
+        if (not self.config.rewards.weights.reference_pose or self.reference is None
+                or self.reference.pose_template is None):
+            return jnp.zeros(())
+        target = pose_template.template_pose(self.reference.pose_template,
+                                             self.reference.pose_speed_center, gait_phase,
+                                             command[0], jnp)
+        return rw.reference_pose(frame[pose_template.JOINT_POS], target,
+                                 self.config.rewards.reference_pose_sigma)
+
     def _gait_terms(self, data: mjx.Data, foot_contact: jax.Array,
                     gait_phase: jax.Array) -> dict[str, jax.Array]:
         """``feet_phase`` and ``contact_phase`` at the left leg's phase ``gait_phase`` [] (0
@@ -729,9 +746,10 @@ def _check_gait(config: WalkConfig) -> bool:
     if gait.frequency_hz == 0 and gait.phase_from_reference:
         raise ConfigError("gait.phase_from_reference needs the gait clock: set "
                           "gait.frequency_hz > 0")
-    if gait.frequency_hz == 0 and (weights.feet_phase or weights.contact_phase):
-        raise ConfigError("rewards.weights.feet_phase / contact_phase need the gait clock: "
-                          "set gait.frequency_hz > 0")
+    if gait.frequency_hz == 0 and (weights.feet_phase or weights.contact_phase
+                                   or weights.reference_pose):
+        raise ConfigError("rewards.weights.feet_phase / contact_phase / reference_pose need "
+                          "the gait clock: set gait.frequency_hz > 0")
     return gait.frequency_hz > 0
 
 
