@@ -106,6 +106,7 @@ def test_plot_definitions_name_real_columns() -> None:
                "docs/walk_cpu_tracked_progress.csv": set(CSV_COLUMNS),
                "docs/walk_cpu_phase_aligned_progress.csv": set(CSV_COLUMNS),
                "docs/walk_cpu_stance_width_progress.csv": set(CSV_COLUMNS),
+               "docs/walk_cpu_pose_template_progress.csv": set(CSV_COLUMNS),
                "docs/track_cpu_progress.csv": set(CSV_COLUMNS),
                "metrics/plots/retarget_clips.csv": {"clip", *summary.RETARGET_CLIP_COLUMNS},
                "metrics/plots/eval_scenarios.csv": {"scenario", *summary.EVAL_SCENARIO_COLUMNS}}
