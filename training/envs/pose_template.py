@@ -82,7 +82,7 @@ def fit_pose_template(joint_pos: np.ndarray, phase: np.ndarray, speed: np.ndarra
     Returns:
         (coefficients [2·(2K+1), J], speed_center v₀ [m/s], fit report).
     Raises:
-        ValueError: fewer stepping frames than regressors (no gait to fit).
+        ValueError: fewer than twice as many stepping frames as regressors (no gait to fit).
     """
     rows = np.flatnonzero(np.asarray(stepping, bool))
     width = 2 * (2 * order + 1)
