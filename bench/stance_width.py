@@ -51,8 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AmpkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    contact = kin.foot_contact(data.features, np)
-    stepping = kin.reference_gait_phase(contact, data.clip_length, 1.0 / data.fps) > 0
+    stepping = kin.features_gait_phase(data.features, data.clip_length, data.fps) > 0
     for label, mask in (("walking frames", stepping), ("all frames", np.ones_like(stepping))):
         if mask.any():
             print(f"{args.data}: stance width over {label} ({int(mask.sum())}): "

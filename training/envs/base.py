@@ -148,8 +148,7 @@ def reference_states(qpos: Any, qvel: Any, clip_length: Any, clip_weight: Any,
     if features is not None:
         features = np.asarray(features)
         contact = jnp.asarray(features[:, FOOT_CONTACT_SLICE], jnp.float32)
-        per_foot = kin.foot_contact(features, np)
-        frame_phase = kin.reference_gait_phase(per_foot, lengths, 1.0 / fps)
+        frame_phase = kin.features_gait_phase(features, lengths, fps)
         phase = jnp.asarray(frame_phase)
         template, speed_center, explained = _pose_template(features, frame_phase, lengths, fps)
     # The clip sampler's CDF, over frames: from the last positive weight on exactly 1.

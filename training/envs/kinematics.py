@@ -187,6 +187,14 @@ def reference_gait_phase(foot_contact: np.ndarray, clip_length: np.ndarray, fram
     return phase.astype(np.float32)
 
 
+def features_gait_phase(features: np.ndarray, clip_length: np.ndarray,
+                        fps: float) -> np.ndarray:
+    """:func:`reference_gait_phase` [N] of a dataset's AMP frames [N, 29] (per-foot contact
+    from their contact labels), its clips ``clip_length`` [C] recorded at ``fps`` [Hz]."""
+    return reference_gait_phase(foot_contact(np.asarray(features), np),
+                                np.asarray(clip_length, np.int64), 1.0 / fps)
+
+
 def _without_short_contacts(down: np.ndarray, min_stance: int) -> np.ndarray:
     """``down`` [T] with every contact shorter than ``min_stance`` frames set to air (a contact
     cut off by the clip's end is kept)."""

@@ -120,7 +120,7 @@ def fit_dataset_template(features: np.ndarray, clip_length: np.ndarray, fps: flo
     features = np.asarray(features)
     lengths = np.asarray(clip_length, np.int64)
     if phase is None:
-        phase = kin.reference_gait_phase(kin.foot_contact(features, np), lengths, 1.0 / fps)
+        phase = kin.features_gait_phase(features, lengths, fps)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     speed = windowed_speed(features[:, FORWARD_SPEED], starts, lengths, max(1, round(fps)))
     return fit_pose_template(features[:, JOINT_POS], phase, speed, phase > 0, order)
