@@ -17,26 +17,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import mujoco
 import numpy as np
 
 import robots
 from amp.merge import read_merged
 from robots.errors import AmpkitError
 from training.envs import kinematics as kin
-
-
-def frame_widths(robot: robots.Robot, qpos: np.ndarray) -> np.ndarray:
-    """Stance width [N] m of each configuration ``qpos`` [N, nq]."""
-    model = robot.model
-    data = mujoco.MjData(model)
-    sites = np.asarray(robot.contact_site_ids)
-    widths = np.empty(qpos.shape[0])
-    for i, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        widths[i] = kin.stance_width(data.site_xpos[sites], kin.root_yaw(q, np), np)
-    return widths
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = read_merged(args.data)
         if not data.has_reference_states:
             raise AmpkitError(f"{args.data}: no qpos (schema 1); re-run merge")
-        widths = frame_widths(robots.load(data.robot), data.qpos)
+        robot = robots.load(data.robot)
+        widths = kin.frame_stance_widths(robot.model, robot.contact_site_ids, data.qpos)
     except AmpkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

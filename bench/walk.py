@@ -4,6 +4,7 @@
     nohup python -m bench.walk > runs/walk.log 2>&1 &      # the usual way: in the background
     python -m bench.walk --eval-only                       # evaluate the newest checkpoint
     python -m bench.walk --preset gpu --out runs/walk_gpu  # the same on a GPU
+    dvc repro walk/dvc.yaml        # cpu-walk-tracked on the physically filtered reference
 
 An interrupted run continues where its newest checkpoint left it (resume is bit-exact), so
 re-running the same command finishes the job. The figures are the bar of the walking issue:
@@ -136,6 +137,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config field (repeatable)")
     parser.add_argument("--eval-only", action="store_true", help="skip training")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="where the evaluation and training figures go (JSON; default "
+                             "OUT/walk_eval.json)")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per scenario")
     parser.add_argument("--seconds", type=float, default=20.0, help="episode length [s]")
     parser.add_argument("--sim2sim-episodes", type=int, default=2)
@@ -144,12 +148,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from robots.io import write_json_atomic
+    from robots.io import check_writable, write_json_atomic
     from training.evaluate import evaluate_checkpoint
 
     args = parse_args(argv)
     clock = time.perf_counter()
+    report_path = args.report or args.out / "walk_eval.json"
     try:
+        check_writable([report_path])  # before hours of training, not after
         if not args.eval_only:
             train_or_resume(args)
         figures = training_figures(args.out / "train_progress.csv")  # before the evaluation
@@ -157,10 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      seconds=args.seconds,
                                      sim2sim_episodes=args.sim2sim_episodes,
                                      scenarios=walk_suite(args.episodes, args.seconds))
+        write_json_atomic(report_path, {**report, "training": figures})
     except AmpkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    write_json_atomic(args.out / "walk_eval.json", {**report, "training": figures})
     print(walking_line(report, figures, time.perf_counter() - clock))
     print(json.dumps(figures), file=sys.stderr)
     return 0

@@ -34,8 +34,9 @@ SECTION_CONFIGS: dict[str, str] = {
 }
 """params.yaml section -> ``module:Class`` of its typed config."""
 
-OTHER_SECTIONS = ("train", "evaluate")
-"""Sections read by dvc.yaml's ``${...}`` templating and the stage commands it builds."""
+OTHER_SECTIONS = ("train", "evaluate", "walk")
+"""Sections read by dvc.yaml's (and walk/dvc.yaml's) ``${...}`` templating and the stage
+commands it builds."""
 
 
 def known_sections(path: str | Path = DEFAULT_PARAMS) -> list[str]:

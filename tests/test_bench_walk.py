@@ -37,3 +37,30 @@ def test_a_run_without_its_progress_csv_is_named_before_any_evaluation(
         training_figures(tmp_path / "train_progress.csv")
     assert main(["--eval-only", "--out", str(tmp_path), "--data", str(tmp_path / "d.h5")]) == 2
     assert "train_progress.csv: no training progress CSV" in capsys.readouterr().err
+
+
+def test_an_unwritable_report_location_stops_the_bench_before_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import errno
+    import os
+
+    import robots.io
+    from bench import walk
+
+    real_mkstemp = robots.io.tempfile.mkstemp
+
+    def read_only(*args, **kwargs):
+        if str(kwargs.get("dir", "")).endswith("ro"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_mkstemp(*args, **kwargs)
+
+    def no_training(args) -> None:
+        raise AssertionError("trained before checking where the report goes")
+
+    monkeypatch.setattr(robots.io.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(walk, "train_or_resume", no_training)
+    (tmp_path / "ro").mkdir()
+    assert main(["--out", str(tmp_path / "run"), "--data", str(tmp_path / "d.h5"),
+                 "--report", str(tmp_path / "ro" / "walk_eval.json")]) == 2
+    assert "walk_eval.json: cannot write: the file system is read-only (EROFS)" in \
+        capsys.readouterr().err

@@ -359,6 +359,27 @@ def test_speed_and_yaw_rate_are_scored_on_their_averages() -> None:
     assert abs(velocity[0]) < 0.1 and score > 0.95
 
 
+def test_yaw_rate_error_prices_the_per_step_yaw_rate_even_when_tracking_is_averaged() -> None:
+    """``yaw_rate_error`` is weight x (commanded - world-z yaw rate)^2 of the step's own yaw
+    rate, not of the average ``tracking_ang_vel`` scores with ``yaw_tracking_window_s``."""
+    env = envs.load("wildrobot_walk", {"rewards.weights.yaw_rate_error": -0.3,
+                                       "rewards.yaw_tracking_window_s": 1.0,
+                                       "randomization.enabled": False,
+                                       "noise.enabled": False})
+    command = jnp.array([0.2, 0.0, 0.5])
+    conditions = EpisodeConditions(command=command, factors=env.nominal_factors())
+    state = jax.jit(env.reset_under)(jax.random.PRNGKey(1), conditions)
+    state = state.replace(info={**state.info, "tracked_yaw_rate": jnp.array(0.5)})
+    after = jax.jit(env.step)(state, jnp.full(env.action_size, 0.3))
+    yaw_rate = float(kinematics.yaw_rate_world(np.asarray(after.data.qpos),
+                                               np.asarray(after.data.qvel)))
+    assert float(after.metrics["yaw_rate_error"]) == pytest.approx(
+        -0.3 * (0.5 - yaw_rate) ** 2, rel=1e-5, abs=1e-9)
+    averaged = float(after.info["tracked_yaw_rate"])
+    assert abs(averaged - 0.5) < abs(yaw_rate - 0.5)  # the average moved less than the step
+    assert float(after.metrics["yaw_rate_error"]) < -0.3 * 0.01  # 0.5 rad/s from a standstill
+
+
 def test_heading_term_scores_the_drift_from_the_commanded_heading() -> None:
     """The commanded heading starts at the episode's yaw and advances by the commanded yaw
     rate each step; the term is exp(-wrap(yaw - target)^2 / sigma) of the yaw after the step."""

@@ -18,7 +18,7 @@ import robots
 from amp.dataset import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("robots", "retarget", "amp", "training", "pipeline")
+CODE = ("robots", "retarget", "amp", "training", "pipeline", "bench")
 TWO_CLIPS = [
     {"name": "walk_a", "kind": "walk", "fps": 60.0, "duration_s": 2.0, "speed_mps": 1.0},
     {"name": "turn_b", "kind": "turn", "fps": 120.0, "duration_s": 2.0, "speed_mps": 0.9,
@@ -46,7 +46,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("ampkit_repo")
     for name in CODE:
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", "walk/dvc.yaml"):
+        (repo / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["synthesize"]["clips"] = TWO_CLIPS
@@ -62,8 +63,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_dvc_repro_two_clips(repo: Path) -> None:
     # The data pipeline (training is covered by the trainer's own tests).
     output = _run(["dvc", "repro", "render_reference", "merge"], repo)
-    assert _stages_run(output) == ["synthesize", "retarget", "convert", "merge",
-                                   "render_reference"]
+    ran = _stages_run(output)  # in an order of the graph (render_reference anywhere after)
+    assert sorted(ran) == ["convert", "merge", "render_reference", "retarget", "synthesize"]
+    assert [name for name in ran if name != "render_reference"] == [
+        "synthesize", "retarget", "convert", "merge"]
 
     retarget = json.loads((repo / "metrics/retarget.json").read_text())
     assert retarget["summary"]["clips_retargeted"] == 2 and retarget["rejected"] == {}
@@ -97,3 +100,26 @@ def test_dvc_repro_two_clips(repo: Path) -> None:
     assert _stages_run(output) == ["convert", "merge"]
     dataset = load_dataset(repo / "data/amp/merged.h5", robots.load_spec("wildrobot"))
     assert sorted(dataset.data.clip_name) == ["turn_b", "walk_a"]
+
+
+def test_walk_pipeline_hangs_off_the_merged_data_and_names_its_presets(repo: Path) -> None:
+    """``walk/dvc.yaml`` (tracker, filter, walking run) starts from the main pipeline's
+    merged.h5, and its commands carry the presets and evaluation its params section names."""
+    from dvc.repo import Repo
+
+    from training.config import preset
+
+    walk = yaml.safe_load((repo / "params.yaml").read_text())["walk"]
+    assert preset(walk["track_preset"]).env == "wildrobot_track"  # what the filter needs
+    assert preset(walk["preset"]).env == "wildrobot_walk"
+    dag = _run(["dvc", "dag", "--dot", "walk/dvc.yaml:walk"], repo)
+    for upstream, downstream in (("merge", "walk/dvc.yaml:track"),
+                                 ("walk/dvc.yaml:track", "walk/dvc.yaml:filter_reference"),
+                                 ("merge", "walk/dvc.yaml:filter_reference"),
+                                 ("walk/dvc.yaml:filter_reference", "walk/dvc.yaml:walk")):
+        assert f'"{upstream}" -> "{downstream}";' in dag
+    commands = {stage.name: stage.cmd for stage in Repo(repo).stage.collect("walk/dvc.yaml")}
+    assert f"--preset {walk['track_preset']} --out runs/track" in commands["track"]
+    assert "--run runs/track --out data/amp/tracked.h5" in commands["filter_reference"]
+    assert (f"bench.walk --data data/amp/tracked.h5 --preset {walk['preset']} --out runs/walk "
+            f"--episodes {walk['episodes']} --seconds {walk['seconds']}") in commands["walk"]

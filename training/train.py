@@ -160,39 +160,35 @@ def check_contact_rule(env: Env, dataset: AmpDataset) -> None:
 
 
 def with_reference_init(env: Env, dataset: AmpDataset) -> Any:
-    """``env`` starting its configured share of episodes from the dataset's reference states
-    (reference-state initialization) and scoring poses against their pose template; ``env``
-    itself when neither is asked for.
+    """``env`` with the dataset's reference states attached when its settings use them
+    (reference-state initialization, the pose template, the data's stance width;
+    ``Env.reference_state_uses``); ``env`` itself when none does.
 
     Raises:
-        AmpkitError: RSI is asked for but the dataset holds no reference states.
+        AmpkitError: naming the file, when the dataset holds no reference states or lacks what
+            a setting fits from them (counted gait cycles).
     """
-    config = getattr(env, "config", None)
-    fraction = getattr(config, "reference_init_fraction", 0.0)
-    pose_weight = getattr(getattr(getattr(config, "rewards", None), "weights", None),
-                          "reference_pose", 0.0)
-    if not fraction and not pose_weight:
+    # Optional in the environment contract (``Env`` gives every subclass one): a task that
+    # does not say uses no reference states.
+    uses = env.reference_state_uses() if hasattr(env, "reference_state_uses") else ()
+    if not uses:
         return env
     data = dataset.data
     if not data.has_reference_states:
-        wanted = (f"env.reference_init_fraction={fraction}" if fraction
-                  else f"env.rewards.weights.reference_pose={pose_weight}")
-        raise AmpkitError(f"{dataset.path}: {wanted} needs the dataset's reference states "
-                          "(qpos/qvel), which it does not hold; re-run merge on converted "
-                          "clips, or set it to 0")
+        raise AmpkitError(f"{dataset.path}: {', '.join(uses)} needs the dataset's reference "
+                          "states (qpos/qvel), which it does not hold; re-run merge on "
+                          "converted clips, or turn that off")
     from training.envs.base import reference_states
 
     reference = reference_states(data.qpos, data.qvel, data.clip_length, data.clip_weight,
                                  data.features, data.fps)
-    if pose_weight:
-        if reference.pose_template is None:
-            raise AmpkitError(f"{dataset.path}: env.rewards.weights.reference_pose needs "
-                              "walking clips with counted gait cycles to fit the pose "
-                              "template; this data has none")
-        print(f"{dataset.path}: pose template (joint angles by gait phase and speed) "
-              f"explains {reference.pose_explained:.0%} of the stepping frames' joint-angle "
-              "variance", flush=True)
-    return env.with_reference_states(reference)
+    try:
+        seeded = env.with_reference_states(reference)
+    except ConfigError as exc:
+        raise AmpkitError(f"{dataset.path}: {exc}") from exc
+    for line in seeded.reference_fit_lines():
+        print(f"{dataset.path}: {line}", flush=True)
+    return seeded
 
 
 def load_reference(path: str | Path, env: Env, verify_hash: bool = True) -> AmpDataset:

@@ -207,6 +207,15 @@ class Env(abc.ABC):
     robot: robots.Robot
     config: Any
 
+    def reference_state_uses(self) -> tuple[str, ...]:
+        """The settings (``env.<key>=<value>``) that want a dataset's reference states
+        attached (``with_reference_states``); empty when none does."""
+        return (f"the {type(self).__name__} task",) if self.needs_reference_states else ()
+
+    def reference_fit_lines(self) -> tuple[str, ...]:
+        """What the attached reference states were fitted into (a line each, for the log)."""
+        return ()
+
     @abc.abstractmethod
     def reset(self, rng: jax.Array) -> State:
         """A fresh episode (randomization, command and initial pose drawn from ``rng``)."""

@@ -4,6 +4,7 @@ The MJX environment (jax), the MJX evaluation (jax) and the plain-MuJoCo sim-to-
 (numpy) all compute these from qpos/qvel, so a change to the task is made here once:
 
 - :func:`gravity_local`, :func:`heading_velocity`, :func:`yaw_rate_world`;
+- :func:`stance_width` (and :func:`frame_stance_widths` over a dataset's configurations);
 - :func:`fall_state`: the fall rule;
 - :func:`foot_contact`: per-foot contact from the AMP frame (by the layout's slice);
 - :func:`policy_observation` and :func:`noise_widths`: the policy observation and its noise;
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from amp.features import layout_slices, rotate_inverse
@@ -60,6 +62,20 @@ def stance_width(contact_pos: Any, root_yaw_rad: Any, xp: Any = np) -> Any:
     right = 0.5 * (contact_pos[..., 2, :2] + contact_pos[..., 3, :2])
     apart = left - right
     return -xp.sin(root_yaw_rad) * apart[..., 0] + xp.cos(root_yaw_rad) * apart[..., 1]
+
+
+def frame_stance_widths(model: mujoco.MjModel, contact_site_ids: Any,
+                        qpos: np.ndarray) -> np.ndarray:
+    """:func:`stance_width` [N] m of each configuration ``qpos`` [N, nq], through plain
+    MuJoCo kinematics (host-side: a dataset's frames, once)."""
+    data = mujoco.MjData(model)
+    sites = np.asarray(contact_site_ids)
+    widths = np.empty(qpos.shape[0])
+    for i, q in enumerate(qpos):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        widths[i] = stance_width(data.site_xpos[sites], root_yaw(q, np), np)
+    return widths
 
 
 def heading_velocity(qpos: Any, qvel: Any, xp: Any = np) -> Any:

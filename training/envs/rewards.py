@@ -32,6 +32,15 @@ class RewardWeights:
         base_height: (root height - target)^2 [m^2].
         lin_vel_z: vertical root velocity^2 [m^2/s^2].
         ang_vel_xy: roll/pitch rate^2 [rad^2/s^2].
+        yaw_rate_error: (commanded yaw rate - world-z yaw rate)^2 per step [rad^2/s^2],
+            never averaged. The exponential ``tracking_ang_vel`` kernel flattens out for a
+            swing several times its width (a stepping policy's per-step yaw rate spread
+            1.37 rad/s against the data's 0.61, run w16), so it stops pricing the twist;
+            a square keeps a gradient at any size. Measured from scratch (run w17: w16 +
+            weight -0.1, ``yaw_tracking_window_s`` 1.0): per-step yaw error 0.70 -> 0.60
+            rad/s, windowed 0.182 -> 0.154, grid 0.084 -> 0.057, but alternation 0.94 ->
+            0.82, walking rate 1.00 -> 0.56 and flat success 0.94, with the discriminator
+            unchanged (0.961); 0 in the presets.
         torque: sum of actuator torque^2 [N^2 m^2].
         action_rate: sum of (action - previous action)^2.
         joint_limit: summed distance beyond the soft joint limits [rad].
@@ -44,7 +53,7 @@ class RewardWeights:
             swing: in the air); needs the gait clock.
         stance_width: (lateral distance between the feet [m], heading frame, left minus
             right, each foot the midpoint of its contact points − ``stance_width_m``)^2
-            [m^2]; needs ``RewardConfig.stance_width_m``.
+            [m^2]; the target is ``RewardConfig.stance_width_m``, or the data's own.
         reference_pose: exp(-sum_j (q_j - template_j)^2 / reference_pose_sigma), q the AMP
             frame's joint angles [rad] and the template the data's at the clock's phase and
             the commanded forward speed (:mod:`training.envs.pose_template`); needs the gait
@@ -61,6 +70,7 @@ class RewardWeights:
     base_height: float = -20.0
     lin_vel_z: float = -0.5
     ang_vel_xy: float = -0.02
+    yaw_rate_error: float = 0.0
     torque: float = -1e-3
     action_rate: float = -0.02
     joint_limit: float = -5.0
@@ -105,7 +115,10 @@ class RewardConfig:
             policy twisted more within every stride (0.73 rad/s per step) at twice the
             power, so the presets keep 0.
         stance_width_m: Lateral distance between the feet that ``stance_width`` asks for
-            [m] (the data's own: ``bench.stance_width``); None when the term is unused.
+            [m]; None: the data's own, the mean over the reference's stepping frames,
+            measured when the trainer attaches the reference states (``bench.stance_width``
+            prints it; 0.0863 m on the filtered default data). Without reference states
+            (evaluation, probes) a None target scores the term 0.
         reference_pose_sigma: Width of the ``reference_pose`` kernel [rad^2]. The data's own
             frames sit 0.044 rad^2 from the template (tracked default data, summed over the 9
             joints), so 0.2 scores them 0.80 and a pose at twice that squared distance 0.64.
@@ -181,6 +194,11 @@ def lin_vel_z(lin_vel_world: jax.Array) -> jax.Array:
 
 def ang_vel_xy(ang_vel_local: jax.Array) -> jax.Array:
     return jnp.sum(jnp.square(ang_vel_local[:2]))
+
+
+def yaw_rate_error(command: jax.Array, yaw_rate: jax.Array) -> jax.Array:
+    """Squared yaw-rate error [rad^2/s^2]; command [3], yaw_rate [] world z [rad/s]."""
+    return jnp.square(command[2] - yaw_rate)
 
 
 def torque(actuator_force: jax.Array) -> jax.Array:

@@ -266,10 +266,9 @@ class WildRobotWalk(Env):
         if not 0.0 <= config.reference_init_fraction <= 1.0:
             raise ConfigError(f"reference_init_fraction={config.reference_init_fraction} "
                               "must lie in [0, 1]")
-        if config.rewards.weights.stance_width and config.rewards.stance_width_m is None:
-            raise ConfigError("rewards.weights.stance_width needs rewards.stance_width_m, the "
-                              "lateral distance between the feet to ask for [m] (the data's: "
-                              "python -m bench.stance_width --data <merged.h5>)")
+        # None: the data's own, measured when the reference states are attached; until then
+        # (evaluation, probes) the term scores 0.
+        self.stance_width_target_m: float | None = config.rewards.stance_width_m
         if not 0.0 <= config.action_filter_alpha < 1.0:
             raise ConfigError(f"action_filter_alpha={config.action_filter_alpha} must lie in "
                               "[0, 1)")
@@ -329,7 +328,49 @@ class WildRobotWalk(Env):
                               f"nq={self.model.nq}, nv={self.model.nv}")
         env = copy.copy(self)
         env.reference = reference
+        rewards = self.config.rewards
+        if rewards.weights.reference_pose and reference.pose_template is None:
+            raise ConfigError("rewards.weights.reference_pose needs walking clips with counted "
+                              "gait cycles to fit the pose template; the reference has none")
+        if rewards.weights.stance_width and rewards.stance_width_m is None:
+            env.stance_width_target_m = self._data_stance_width(reference)
         return env
+
+    def reference_state_uses(self) -> tuple[str, ...]:
+        cfg = self.config
+        uses = []
+        if cfg.reference_init_fraction:
+            uses.append(f"env.reference_init_fraction={cfg.reference_init_fraction}")
+        if cfg.rewards.weights.reference_pose:
+            uses.append(f"env.rewards.weights.reference_pose={cfg.rewards.weights.reference_pose}")
+        if cfg.rewards.weights.stance_width and cfg.rewards.stance_width_m is None:
+            uses.append(f"env.rewards.weights.stance_width={cfg.rewards.weights.stance_width} "
+                        "without env.rewards.stance_width_m")
+        return tuple(uses)
+
+    def reference_fit_lines(self) -> tuple[str, ...]:
+        rewards, lines = self.config.rewards, []
+        if self.reference is not None and rewards.weights.reference_pose:
+            lines.append("pose template (joint angles by gait phase and speed) explains "
+                         f"{self.reference.pose_explained:.0%} of the stepping frames' "
+                         "joint-angle variance")
+        if self.reference is not None and rewards.weights.stance_width \
+                and rewards.stance_width_m is None:
+            lines.append(f"stance_width asks for the data's own stance width, "
+                         f"{self.stance_width_target_m:.4f} m (mean over its stepping frames)")
+        return tuple(lines)
+
+    def _data_stance_width(self, reference: ReferenceStates) -> float:
+        """Mean stance width [m] of the reference's stepping frames (in a counted gait cycle)."""
+        phase = None if reference.gait_phase is None else np.asarray(reference.gait_phase)
+        if phase is None or not (phase > 0).any():
+            raise ConfigError("rewards.weights.stance_width without rewards.stance_width_m asks "
+                              "for the data's stance width over its stepping frames; the "
+                              "reference has no counted gait cycles (set "
+                              "rewards.stance_width_m, or the weight to 0)")
+        qpos = np.asarray(reference.qpos, np.float64)[phase > 0]
+        widths = kin.frame_stance_widths(self.robot.model, self.robot.contact_site_ids, qpos)
+        return float(widths.mean())
 
     # ----------------------------------------------------------------- reset
     def reset(self, rng: jax.Array) -> State:
@@ -603,18 +644,24 @@ class WildRobotWalk(Env):
             "base_height": rw.base_height(data.qpos[2], self._height_target),
             "lin_vel_z": rw.lin_vel_z(data.qvel[0:3]),
             "ang_vel_xy": rw.ang_vel_xy(data.qvel[3:6]),
+            "yaw_rate_error": rw.yaw_rate_error(command,
+                                                kin.yaw_rate_world(data.qpos, data.qvel, jnp)),
             "torque": rw.torque(data.actuator_force),
             "action_rate": rw.action_rate(action, previous_action),
             "joint_limit": rw.joint_limit(data.qpos[7:], self._soft_lower, self._soft_upper),
             "feet_air_time": air_term,
             "feet_slip": rw.feet_slip(point_contact, contact_vel),
-            "stance_width": rw.stance_width(
-                kin.stance_width(data.site_xpos[self._contact_site_ids], yaw, jnp),
-                cfg.stance_width_m or 0.0),
+            "stance_width": self._stance_width_term(data, yaw),
             "alive": 1.0 - fell_f,
             "termination": fell_f,
         }
         return terms, air_time
+
+    def _stance_width_term(self, data: mjx.Data, yaw: jax.Array) -> jax.Array:
+        if self.stance_width_target_m is None:
+            return jnp.zeros(())
+        width = kin.stance_width(data.site_xpos[self._contact_site_ids], yaw, jnp)
+        return rw.stance_width(width, self.stance_width_target_m)
 
     def _advance_clock(self, gait_phase: jax.Array, command: jax.Array) -> jax.Array:
         """The left leg's phase [] one control step on, at the rate ``command`` asks for."""
