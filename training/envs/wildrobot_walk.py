@@ -332,9 +332,15 @@ class WildRobotWalk(Env):
         if rewards.weights.reference_pose and reference.pose_template is None:
             raise ConfigError("rewards.weights.reference_pose needs walking clips with counted "
                               "gait cycles to fit the pose template; the reference has none")
-        if rewards.weights.stance_width and rewards.stance_width_m is None:
+        if self._wants_data_stance_width:
             env.stance_width_target_m = self._data_stance_width(reference)
         return env
+
+    @property
+    def _wants_data_stance_width(self) -> bool:
+        """``stance_width`` is on with no target given: it asks for the data's own width."""
+        rewards = self.config.rewards
+        return bool(rewards.weights.stance_width) and rewards.stance_width_m is None
 
     def reference_state_uses(self) -> tuple[str, ...]:
         cfg = self.config
@@ -343,19 +349,20 @@ class WildRobotWalk(Env):
             uses.append(f"env.reference_init_fraction={cfg.reference_init_fraction}")
         if cfg.rewards.weights.reference_pose:
             uses.append(f"env.rewards.weights.reference_pose={cfg.rewards.weights.reference_pose}")
-        if cfg.rewards.weights.stance_width and cfg.rewards.stance_width_m is None:
+        if self._wants_data_stance_width:
             uses.append(f"env.rewards.weights.stance_width={cfg.rewards.weights.stance_width} "
                         "without env.rewards.stance_width_m")
         return tuple(uses)
 
     def reference_fit_lines(self) -> tuple[str, ...]:
-        rewards, lines = self.config.rewards, []
-        if self.reference is not None and rewards.weights.reference_pose:
+        if self.reference is None:
+            return ()
+        lines = []
+        if self.config.rewards.weights.reference_pose:
             lines.append("pose template (joint angles by gait phase and speed) explains "
                          f"{self.reference.pose_explained:.0%} of the stepping frames' "
                          "joint-angle variance")
-        if self.reference is not None and rewards.weights.stance_width \
-                and rewards.stance_width_m is None:
+        if self._wants_data_stance_width:
             lines.append(f"stance_width asks for the data's own stance width, "
                          f"{self.stance_width_target_m:.4f} m (mean over its stepping frames)")
         return tuple(lines)
