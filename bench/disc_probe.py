@@ -20,6 +20,16 @@ trainer's rollouts carry, and how much the policy's own motion.
 Prints the features one threshold separates best, then one line per setting (and one for
 the checkpoint's own discriminator): data and policy accuracy, mean logits, and the policy's
 mean style reward. ``--noise`` / ``--gp`` with no values skip the fresh discriminators.
+
+Two more questions, each with fresh discriminators at the first ``--noise`` / ``--gp``:
+
+- ``--groups``: what gives the policy away? One discriminator per feature group (the AMP
+  frame's blocks, and each joint's angle and velocity together), shown only that group.
+- ``--hold-out-motions SHARE``: does the discriminator memorize the reference rather than
+  learn its style? That share of the data's motions (a clip with its mirror image and its
+  filtered pieces, :func:`motion_name`) is kept out of its training; it is scored on them
+  and on the motions it trained on. Held-out motions scored as data as often as the
+  trained ones mean it has learnt what the data's motion looks like, not the clips.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jax
@@ -35,9 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from amp.dataset import DatasetArrays, load_dataset, sample_pairs
+from amp.dataset import AmpDataset, DatasetArrays, load_dataset, sample_pairs, sampler_arrays
 from amp.dataset import normalize as normalize_frames
-from amp.features import feature_names
+from amp.features import FEATURE_LAYOUT, NUM_AMP_JOINTS, feature_names
+from amp.mirror import MIRROR_SUFFIX
 from robots import load_spec
 from robots.errors import AmpkitError
 from training import checkpoint as ckpt
@@ -70,6 +81,52 @@ def score(label: str, logits: jax.Array, data_logits: jax.Array) -> ProbeResult:
     return ProbeResult(label, float(jnp.mean(data_logits > 0)), float(jnp.mean(logits < 0)),
                        float(jnp.mean(data_logits)), float(jnp.mean(logits)),
                        float(jnp.mean(style_reward(logits))))
+
+
+def feature_groups(names: Sequence[str]) -> dict[str, list[int]]:
+    """Feature group name → AMP frame columns: each block of the frame, then each joint's
+    angle and velocity together (named by the angle's feature name)."""
+    groups = {block.name: list(range(block.start, block.stop)) for block in FEATURE_LAYOUT}
+    for joint in range(NUM_AMP_JOINTS):
+        groups[names[joint]] = [joint, NUM_AMP_JOINTS + joint]
+    return groups
+
+
+def motion_name(clip_name: str) -> str:
+    """The motion a merged clip shows: its name without a mirror suffix or the ``@frame`` of
+    a filtered piece (``walk_fast_01_mirror@30`` → ``walk_fast_01``)."""
+    name = clip_name.split("@")[0]
+    return name[: -len(MIRROR_SUFFIX)] if name.endswith(MIRROR_SUFFIX) else name
+
+
+def held_out_motions(clip_names: Sequence[str], share: float, seed: int = 0) -> set[str]:
+    """A random ``share`` of the motions in ``clip_names`` (at least one, never all)."""
+    motions = sorted({motion_name(n) for n in clip_names})
+    count = min(max(1, round(share * len(motions))), len(motions) - 1)
+    order = np.random.default_rng(seed).permutation(len(motions))
+    return {motions[i] for i in order[:count]}
+
+
+def motion_split(reference: DatasetArrays, clip_names: Sequence[str], held: set[str],
+                 clip_weight: np.ndarray) -> tuple[DatasetArrays, DatasetArrays]:
+    """``reference``'s transitions split into (the other motions', the ``held`` motions'),
+    each keeping the draw probabilities ``reference`` gives its transitions, renormalized."""
+    starts = np.asarray(reference.clip_start)
+    pair_start = np.asarray(reference.pair_start)
+    probability = np.diff(np.concatenate([[0.0], np.asarray(reference.pair_cdf, np.float64)]))
+    clip_of_pair = np.searchsorted(starts, pair_start, side="right") - 1
+    in_held = np.array([motion_name(clip_names[c]) in held for c in clip_of_pair])
+
+    def arrays(mask: np.ndarray) -> DatasetArrays:
+        kept = np.where(mask, probability, 0.0)
+        if kept.sum() <= 0:
+            raise ValueError("a side of the motion split has no transition the draws reach")
+        return sampler_arrays(np.asarray(reference.features), starts,
+                              np.asarray(reference.clip_length), clip_weight,
+                              np.asarray(reference.mean), np.asarray(reference.std),
+                              pair_probability=kept / kept.sum())
+
+    return arrays(~in_held), arrays(in_held)
 
 
 def threshold_accuracy(data: np.ndarray, policy: np.ndarray) -> np.ndarray:
@@ -194,6 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="probe the deterministic policy's rollouts of this many control "
                              "steps instead of the replay buffer (0: the replay buffer)")
     parser.add_argument("--rollout-envs", type=int, default=128)
+    parser.add_argument("--groups", action="store_true",
+                        help="one fresh discriminator per feature group, shown only that group")
+    parser.add_argument("--hold-out-motions", type=float, default=0.0, metavar="SHARE",
+                        help="train a fresh discriminator without this share of the data's "
+                             "motions and score it on them (a memorization check)")
     args = parser.parse_args(argv)
 
     snapshot = load_snapshot(args.checkpoint)  # the config, AMP normalizer, discriminator
@@ -240,7 +302,78 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       args.learning_rate, args.steps, args.batch)
         print(score(f"fresh: noise {noise:g}, gp {gp:g}", network.apply(params, held_out),
                     network.apply(params, held_data)).line(), flush=True)
+    probe = FreshProbe(config.amp.hidden, args.noise[0] if args.noise else 0.1,
+                       args.gp[0] if args.gp else 10.0, args.learning_rate, args.steps,
+                       args.batch)
+    if args.groups:
+        print(f"fresh discriminators shown one feature group (noise {probe.noise_std:g}, "
+              f"gp {probe.gp_weight:g}):")
+        for group, columns in feature_groups(names).items():
+            key, rng = jax.random.split(rng)
+            print(probe.on_columns(key, group, columns, train, held_out, data_fn,
+                                   held_data).line(), flush=True)
+    if args.hold_out_motions > 0:
+        key, rng = jax.random.split(rng)
+        print("\n".join(hold_out_report(key, probe, dataset, reference, args.hold_out_motions,
+                                        train, held_out, lambda arrays, k, n: normalize(
+                                            stats, sample_pairs(arrays, k, n), clip))))
     return 0
+
+
+DataFn = Callable[[jax.Array, int], jax.Array]
+"""``(key, n) -> normalized data pairs [n, 2, 29]``."""
+
+
+@dataclass(frozen=True)
+class FreshProbe:
+    """How a fresh discriminator is built and trained (``train_probe``'s settings)."""
+
+    hidden: tuple[int, ...]
+    noise_std: float
+    gp_weight: float
+    learning_rate: float
+    steps: int
+    batch: int
+
+    def train(self, key: jax.Array, policy: jax.Array, data_fn: DataFn
+              ) -> tuple[object, object]:
+        return train_probe(key, self.hidden, policy, data_fn, self.noise_std, self.gp_weight,
+                           self.learning_rate, self.steps, self.batch)
+
+    def on_columns(self, key: jax.Array, label: str, columns: Sequence[int], train: jax.Array,
+                   held_out: jax.Array, data_fn: DataFn, held_data: jax.Array
+                   ) -> ProbeResult:
+        """Trained and scored on the feature ``columns`` of normalized pairs alone."""
+        cols = jnp.asarray(columns)
+        network, params = self.train(key, train[:, :, cols],
+                                     lambda k, n: data_fn(k, n)[:, :, cols])
+        return score(label, network.apply(params, held_out[:, :, cols]),
+                     network.apply(params, held_data[:, :, cols]))
+
+
+def hold_out_report(key: jax.Array, probe: FreshProbe, dataset: AmpDataset,
+                    reference: DatasetArrays, share: float, train: jax.Array,
+                    held_out: jax.Array,
+                    normalized_draw: Callable[[DatasetArrays, jax.Array, int], jax.Array]
+                    ) -> list[str]:
+    """Lines of the memorization check: a fresh discriminator trained without ``share`` of
+    the motions, scored on the motions it trained on and on the held-out ones.
+
+    Args:
+        normalized_draw: ``(arrays, key, n) -> normalized pairs [n, 2, 29]``.
+    """
+    data = dataset.data
+    held = held_out_motions(data.clip_name, share)
+    trained_on, held_back = motion_split(reference, data.clip_name, held, data.clip_weight)
+    train_key, score_key = jax.random.split(key)
+    network, params = probe.train(train_key, train,
+                                  lambda k, n: normalized_draw(trained_on, k, n))
+    policy_logits = network.apply(params, held_out)
+    lines = [f"motions held out of training: {', '.join(sorted(held))}"]
+    for label, arrays in (("motions trained on", trained_on), ("motions held out", held_back)):
+        data_logits = network.apply(params, normalized_draw(arrays, score_key, held_out.shape[0]))
+        lines.append(score(label, policy_logits, data_logits).line())
+    return lines
 
 
 def _main() -> int:

@@ -233,6 +233,10 @@ def _coerce_sequence(annotation: Any, origin: Any, args: tuple[Any, ...], value:
     return list(out) if origin is list else out  # type: ignore[return-value]
 
 
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""A number in exponent notation that YAML 1.1 (PyYAML) leaves a string: ``1e-4``, ``-3e5``."""
+
+
 def _coerce_scalar(annotation: Any, value: Any, where: str) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
@@ -245,6 +249,8 @@ def _coerce_scalar(annotation: Any, value: Any, where: str) -> Any:
             return int(value)
         raise ConfigError(f"{where}: expected an integer, got {_describe(value)}")
     if annotation is float:
+        if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 3e-5 (no dot) as a string
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise ConfigError(f"{where}: expected a finite number, got {value!r}")

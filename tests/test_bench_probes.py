@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from eval_fixtures import shared_checkpoint
@@ -224,3 +225,75 @@ def test_reference_gap_names_a_missing_file(tmp_path: Path,
     assert reference_gap.main(["--data", str(tmp_path / "none.h5"),
                                "--tracked", str(tmp_path / "none.h5")]) == 2
     assert "none.h5" in capsys.readouterr().err
+
+
+def test_held_command_pairs_follow_one_episode_and_noise_only_moves_the_noisy_ones(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With no noise the pairs are the mean policy's consecutive frames after the warm-up, the
+    same on every call; the training noise changes them; the run's discriminator scores them
+    as the trainer's style reward does."""
+    from bench.disc_commands import discriminator_logits, exploration_std, held_command_pairs
+    from training.discriminator import style_reward
+    from training.policy import style_scorer
+
+    snapshot = load_snapshot(shared_checkpoint(tmp_path_factory)[0])
+    num_envs, steps, warmup = 3, 8, 3
+    command = (0.3, 0.0, 0.5)
+    pairs, falls = held_command_pairs(snapshot, command, 0.0, num_envs, steps, warmup)
+    assert falls == 0 and pairs.shape == (num_envs * (steps - warmup + 1), 2, 29)
+    by_step = pairs.reshape(-1, num_envs, 2, 29)
+    np.testing.assert_array_equal(by_step[1:, :, 0], by_step[:-1, :, 1])
+    again, _ = held_command_pairs(snapshot, command, 0.0, num_envs, steps, warmup)
+    np.testing.assert_array_equal(again, pairs)
+
+    noise = exploration_std(snapshot)
+    # An almost untrained policy explores with its initial std, under the anneal's cap.
+    assert noise == pytest.approx(snapshot.config.network.init_action_std, rel=0.05)
+    noisy, _ = held_command_pairs(snapshot, command, noise, num_envs, steps, warmup)
+    assert noisy.shape == pairs.shape
+    assert np.abs(noisy[num_envs:] - pairs[num_envs:]).max() > 1e-3
+
+    logits = discriminator_logits(snapshot, pairs)
+    assert logits.shape == (pairs.shape[0],)
+    np.testing.assert_allclose(np.asarray(style_reward(logits)),
+                               np.asarray(style_scorer(snapshot)(pairs)), atol=1e-6)
+
+
+def test_feature_groups_cover_the_frame_by_block_and_each_joint_by_angle_and_velocity() -> None:
+    from amp.features import FEATURE_DIM, feature_names
+    from bench.disc_probe import feature_groups
+
+    names = feature_names([f"j{i}" for i in range(9)])
+    groups = feature_groups(names)
+    blocks = [groups[b] for b in ("joint_pos", "joint_vel", "root_lin_vel", "root_ang_vel",
+                                  "root_height", "foot_contact")]
+    assert sorted(sum(blocks, [])) == list(range(FEATURE_DIM))
+    assert groups[names[2]] == [2, 11] and groups[names[8]] == [8, 17]
+    assert len(groups) == 6 + 9
+
+
+def test_motion_split_keeps_a_motion_its_mirror_and_its_pieces_on_one_side() -> None:
+    from amp.dataset import sample_pairs, sampler_arrays
+    from bench.disc_probe import held_out_motions, motion_name, motion_split
+
+    assert motion_name("walk_fast_01_mirror@30") == "walk_fast_01"
+    assert motion_name("turn_left_02@44") == motion_name("turn_left_02") == "turn_left_02"
+    names = ["walk_01", "walk_01_mirror@12", "turn_01@3", "turn_01_mirror", "stand_01"]
+    held = held_out_motions(names, 0.3)
+    assert len(held) == 1 and held == held_out_motions(names, 0.3)  # one of three, repeatable
+    assert held_out_motions(names, 1.0) != {"walk_01", "turn_01", "stand_01"}  # never all
+    lengths = np.array([4, 5, 3, 6, 2])
+    features = np.zeros((lengths.sum(), 29), np.float32)
+    clip = np.repeat(np.arange(5), lengths)
+    features[:, 0] = clip  # each frame names its clip
+    weight = np.array([0.1, 0.2, 0.3, 0.3, 0.1])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    reference = sampler_arrays(features, starts, lengths, weight, np.zeros(29), np.ones(29))
+    trained, held_back = motion_split(reference, names, {"turn_01"}, weight)
+    drawn = np.asarray(sample_pairs(trained, jax.random.PRNGKey(0), 4000))[:, 0, 0]
+    assert set(np.unique(drawn)) == {0, 1, 4}
+    # the draw keeps the reference's proportions among what is left: 0.1 : 0.2 : 0.1
+    np.testing.assert_allclose(np.mean(drawn == 1), 0.5, atol=0.03)
+    held_draw = np.asarray(sample_pairs(held_back, jax.random.PRNGKey(1), 4000))[:, 0, 0]
+    assert set(np.unique(held_draw)) == {2, 3}
+    np.testing.assert_allclose(np.mean(held_draw == 2), 0.5, atol=0.03)

@@ -380,6 +380,33 @@ def test_yaw_rate_error_prices_the_per_step_yaw_rate_even_when_tracking_is_avera
     assert float(after.metrics["yaw_rate_error"]) < -0.3 * 0.01  # 0.5 rad/s from a standstill
 
 
+def test_smoothness_terms_price_the_velocity_change_of_the_step() -> None:
+    """``joint_acc`` is weight x the sum over the actuated joints of ((qd after - qd before)
+    / control dt)^2, ``root_ang_acc`` the same of the root's angular velocity; a step that
+    changes nothing (a resting robot under its resting action) costs nothing."""
+    env = envs.load("wildrobot_walk", {"rewards.weights.joint_acc": -1e-4,
+                                       "rewards.weights.root_ang_acc": -1e-3,
+                                       "randomization.enabled": False,
+                                       "noise.enabled": False})
+    conditions = EpisodeConditions(command=jnp.zeros(3), factors=env.nominal_factors())
+    state = jax.jit(env.reset_under)(jax.random.PRNGKey(2), conditions)
+    before = np.asarray(state.data.qvel, np.float64)
+    after = jax.jit(env.step)(state, jnp.full(env.action_size, 0.4))
+    change = (np.asarray(after.data.qvel, np.float64) - before) / env.control_dt
+    joints = np.asarray(env.robot.joint_dof_addresses)
+    assert joints.size == env.action_size and joints.min() >= 6  # the free joint's are 0-5
+    expected_joint = -1e-4 * np.sum(change[joints] ** 2)
+    expected_root = -1e-3 * np.sum(change[3:6] ** 2)
+    assert expected_joint < -1e-3  # 0.2 rad of target jump moves the joints
+    assert float(after.metrics["joint_acc"]) == pytest.approx(expected_joint, rel=1e-4)
+    assert float(after.metrics["root_ang_acc"]) == pytest.approx(expected_root, rel=1e-4,
+                                                                 abs=1e-9)
+    still = rewards_module.velocity_change(jnp.ones(4), jnp.ones(4), env.control_dt)
+    assert float(still) == 0.0
+    assert float(rewards_module.velocity_change(jnp.array([0.1, -0.2]), jnp.zeros(2), 0.02)) \
+        == pytest.approx((5.0**2 + 10.0**2), rel=1e-6)
+
+
 def test_heading_term_scores_the_drift_from_the_commanded_heading() -> None:
     """The commanded heading starts at the episode's yaw and advances by the commanded yaw
     rate each step; the term is exp(-wrap(yaw - target)^2 / sigma) of the yaw after the step."""

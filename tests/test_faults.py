@@ -404,6 +404,21 @@ def test_4_good_values_are_coerced_exactly() -> None:
     assert isinstance(config.inner.rate_hz, float) and isinstance(config.pair[1], int)
 
 
+def test_4_exponent_notation_that_yaml_leaves_a_string_is_a_number() -> None:
+    """PyYAML (YAML 1.1) reads ``3e-5`` as a string; a float field takes it as 3e-5, and an
+    integer field or a non-number string is still refused."""
+    import yaml
+
+    assert yaml.safe_load("3e-5") == "3e-5"  # the quirk this guards against
+    config = build_config(_Outer, {"inner": {"offset_m": yaml.safe_load("-3e-5")},
+                                   "limit": yaml.safe_load("1E4")}, "cfg")
+    assert config.inner.offset_m == -3e-5 and config.limit == 1e4
+    with pytest.raises(ConfigError, match="expected an integer, got the string '2e3'"):
+        build_config(_Outer, {"inner": {"count": "2e3"}}, "cfg")
+    with pytest.raises(ConfigError, match="expected a number, got the string '3e'"):
+        build_config(_Outer, {"limit": "3e"}, "cfg")
+
+
 def test_4_misspelled_section_is_an_error_listing_the_valid_ones(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("retraget:\n  max_fps: 30\n")

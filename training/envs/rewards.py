@@ -42,6 +42,14 @@ class RewardWeights:
             0.82, walking rate 1.00 -> 0.56 and flat success 0.94, with the discriminator
             unchanged (0.961); 0 in the presets.
         torque: sum of actuator torque^2 [N^2 m^2].
+        joint_acc: sum over the actuated joints of (their velocity change over the control
+            step / the control step)^2 [rad^2/s^4]. The discriminator sees each transition's
+            two frames, so a joint velocity that jumps from one frame to the next gives the
+            policy away however data-like each frame is (run w16: the mean per-step change
+            of the knee and ankle velocities 0.56 rad/s without exploration noise, 0.75 with
+            it, against the data's 0.38).
+        root_ang_acc: the same for the root's angular velocity (root frame, 3 axes)
+            [rad^2/s^4] (w16: yaw rate 0.32 rad/s per step against the data's 0.18).
         action_rate: sum of (action - previous action)^2.
         joint_limit: summed distance beyond the soft joint limits [rad].
         feet_air_time: on touchdown, (air time - target) per foot [s], only when commanded
@@ -72,6 +80,8 @@ class RewardWeights:
     ang_vel_xy: float = -0.02
     yaw_rate_error: float = 0.0
     torque: float = -1e-3
+    joint_acc: float = 0.0
+    root_ang_acc: float = 0.0
     action_rate: float = -0.02
     joint_limit: float = -5.0
     feet_air_time: float = 1.0
@@ -203,6 +213,12 @@ def yaw_rate_error(command: jax.Array, yaw_rate: jax.Array) -> jax.Array:
 
 def torque(actuator_force: jax.Array) -> jax.Array:
     return jnp.sum(jnp.square(actuator_force))
+
+
+def velocity_change(velocity: jax.Array, previous_velocity: jax.Array, dt_s: float
+                    ) -> jax.Array:
+    """Sum of ((velocity - previous_velocity) / dt_s)^2 [(unit/s^2)^2]; velocities [K]."""
+    return jnp.sum(jnp.square((velocity - previous_velocity) / dt_s))
 
 
 def action_rate(action: jax.Array, previous_action: jax.Array) -> jax.Array:

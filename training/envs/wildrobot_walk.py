@@ -554,6 +554,7 @@ class WildRobotWalk(Env):
         gait_phase = self._advance_clock(info["gait_phase"], command_before)
         terms.update(self._gait_terms(data, foot_contact, gait_phase))
         terms["reference_pose"] = self._reference_pose_term(frame, gait_phase, command_before)
+        terms.update(self._smoothness_terms(data.qvel, state.data.qvel))
         # A diverged simulation is a fall; its NaN terms (and AMP frame) must not leak out.
         terms = {k: jnp.where(finite | (k == "termination"), v, 0.0) for k, v in terms.items()}
         scaled = rw.scale_terms(terms, self.config.rewards.weights)
@@ -663,6 +664,17 @@ class WildRobotWalk(Env):
             "termination": fell_f,
         }
         return terms, air_time
+
+    def _smoothness_terms(self, qvel: jax.Array, previous_qvel: jax.Array
+                          ) -> dict[str, jax.Array]:
+        """``joint_acc`` and ``root_ang_acc`` of one control step, qvel [nv] after and before
+        it."""
+        return {
+            "joint_acc": rw.velocity_change(qvel[self._joint_dofs],
+                                            previous_qvel[self._joint_dofs], self.control_dt),
+            "root_ang_acc": rw.velocity_change(qvel[3:6], previous_qvel[3:6],
+                                               self.control_dt),
+        }
 
     def _stance_width_term(self, data: mjx.Data, yaw: jax.Array) -> jax.Array:
         if self.stance_width_target_m is None:
