@@ -108,6 +108,7 @@ def test_plot_definitions_name_real_columns() -> None:
                "docs/walk_cpu_stance_width_progress.csv": set(CSV_COLUMNS),
                "docs/walk_cpu_pose_template_progress.csv": set(CSV_COLUMNS),
                "docs/walk_cpu_yaw_rate_progress.csv": set(CSV_COLUMNS),
+               "docs/walk_cpu_regularized_progress.csv": set(CSV_COLUMNS),
                "docs/track_cpu_progress.csv": set(CSV_COLUMNS),
                "../runs/walk/train_progress.csv": set(CSV_COLUMNS),  # walk/dvc.yaml's
                "metrics/plots/retarget_clips.csv": {"clip", *summary.RETARGET_CLIP_COLUMNS},
