@@ -283,8 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The reference transitions as the run's discriminator drew them (speed-matched or not).
     reference = discriminator_arrays(dataset, config.amp, snapshot.env)
 
+    def normalized_draw(arrays, key, n):
+        return normalize(stats, sample_pairs(arrays, key, n), clip)
+
     def data_fn(key, n):
-        return normalize(stats, sample_pairs(reference, key, n), clip)
+        return normalized_draw(reference, key, n)
 
     held_data = data_fn(data_key, held_out.shape[0])
     raw_data = np.asarray(sample_pairs(reference, data_key, 20_000)[:, 0])
@@ -315,8 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.hold_out_motions > 0:
         key, rng = jax.random.split(rng)
         print("\n".join(hold_out_report(key, probe, dataset, reference, args.hold_out_motions,
-                                        train, held_out, lambda arrays, k, n: normalize(
-                                            stats, sample_pairs(arrays, k, n), clip))))
+                                        train, held_out, normalized_draw)))
     return 0
 
 
